@@ -1,0 +1,4 @@
+/** The engine's public face: what indexer/ and api/ may import. */
+export * from './errors.js';
+export * from './slide/index.js';
+export * from './tiling/index.js';

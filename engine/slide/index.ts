@@ -1,0 +1,6 @@
+/** engine/slide: the only module outside which slides are just `Slide`s. */
+export { openSlide, type OpenSlideOptions } from './open-slide.js';
+export type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
+export type { RgbImage } from './rgb-image.js';
+export { MAX_REGION_PIXELS } from './tiled-slide.js';
+export { tileCache, DEFAULT_TILE_CACHE_BYTES } from './tile-cache.js';

@@ -1,0 +1,118 @@
+/**
+ * Format detection and opening: the only place that knows which format module reads a file.
+ */
+import { realpathSync, statSync } from 'node:fs';
+import { basename, isAbsolute, relative, resolve } from 'node:path';
+import { TesseraError, isTesseraError } from '../errors.js';
+import { hasDicomPreamble, openDicom } from './dicom.js';
+import { FileSource } from './file-source.js';
+import { openImage } from './image.js';
+import { isNdpi, openNdpi } from './ndpi.js';
+import { isOme, openOmeTiff } from './ome.js';
+import { isAperio, openSvs } from './svs.js';
+import { openGenericTiff } from './tiff.js';
+import { isTiled } from './tiff-level.js';
+import { parseTiff, type TiffIfd } from './tiff-file.js';
+import { TiledSlide, type SlideSource } from './tiled-slide.js';
+
+export interface OpenSlideOptions {
+  /**
+   * When set, the slide's real path (symlinks resolved) must lie inside one of these folders;
+   * anything else is refused with SLIDE_ACCESS_DENIED.
+   */
+  roots?: string[];
+  /** Calibration for plain images, which carry none (µm per pixel). */
+  imageMpp?: [number, number];
+}
+
+/**
+ * Opens a slide file (or a folder holding one DICOM series) and detects its format from content.
+ * @throws TesseraError SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED, SLIDE_UNSUPPORTED, SLIDE_CORRUPT
+ */
+export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<TiledSlide> {
+  const name = basename(path);
+  const realPath = resolveInsideRoots(path, name, options.roots);
+  let source: SlideSource;
+  try {
+    source = await openSource(realPath, name, options);
+  } catch (error) {
+    if (isTesseraError(error)) throw error;
+    throw new TesseraError('SLIDE_CORRUPT', `${name}: ${(error as Error).message ?? String(error)}`, { cause: error });
+  }
+  try {
+    return new TiledSlide(source, name);
+  } catch (error) {
+    source.close();
+    throw error;
+  }
+}
+
+function resolveInsideRoots(path: string, name: string, roots: string[] | undefined): string {
+  let realPath: string;
+  try {
+    realPath = realpathSync(path);
+  } catch (error) {
+    throw new TesseraError('SLIDE_NOT_FOUND', `${name}: no such file`, { cause: error });
+  }
+  if (roots === undefined) return realPath;
+  const inside = roots.some((root) => {
+    let realRoot: string;
+    try {
+      realRoot = realpathSync(resolve(root));
+    } catch {
+      return false;
+    }
+    const rel = relative(realRoot, realPath);
+    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  });
+  if (!inside) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
+  return realPath;
+}
+
+async function openSource(path: string, name: string, options: OpenSlideOptions): Promise<SlideSource> {
+  if (statSync(path).isDirectory()) return openDicom(path, name, true);
+  const file = FileSource.open(path, name);
+  let handedOver = false;
+  try {
+    if (file.size === 0) throw new TesseraError('SLIDE_CORRUPT', `${name}: file is empty`);
+    const head = file.readAt(0, Math.min(file.size, 132));
+    if (hasDicomPreamble(head)) {
+      file.close();
+      handedOver = true;
+      return openDicom(path, name, false);
+    }
+    if (isTiffMagic(head)) {
+      const tiff = parseTiff(file, name);
+      const base = tiff.ifds[0] as TiffIfd;
+      handedOver = true;
+      if (isNdpi(tiff)) return openNdpi(file, tiff, name);
+      if (isAperio(tiff)) return openSvs(file, tiff, name);
+      if (isOme(tiff)) return openOmeTiff(file, tiff, name);
+      if (isTiled(base) || base.subIfds.length > 0 || tiff.ifds.length > 1) return openGenericTiff(file, tiff, name);
+      // A single stripped TIFF is a plain image; let sharp read it.
+      handedOver = false;
+      file.close();
+      return await openImage(path, name, options.imageMpp ?? null);
+    }
+    if (isImageMagic(head)) {
+      file.close();
+      return await openImage(path, name, options.imageMpp ?? null);
+    }
+    throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: not a recognised slide format (expected SVS, TIFF, OME-TIFF, NDPI, DICOM, JPEG or PNG)`);
+  } catch (error) {
+    if (!handedOver) file.close();
+    else if (isTesseraError(error)) file.close();
+    throw error;
+  }
+}
+
+function isTiffMagic(head: Uint8Array): boolean {
+  return (head[0] === 0x49 && head[1] === 0x49 && (head[2] === 42 || head[2] === 43)) || (head[0] === 0x4d && head[1] === 0x4d && (head[3] === 42 || head[3] === 43));
+}
+
+function isImageMagic(head: Uint8Array): boolean {
+  const jpeg = head[0] === 0xff && head[1] === 0xd8;
+  const png = head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47;
+  const webp = head[8] === 0x57 && head[9] === 0x45 && head[10] === 0x42 && head[11] === 0x50;
+  return jpeg || png || webp;
+}

@@ -1,0 +1,222 @@
+/**
+ * TiledSlide: the one Slide implementation. Format modules describe a slide as levels that can
+ * decode one tile at a time; this class turns that into regions, thumbnails and caching, so every
+ * format gets the same bounds checks, the same background and the same cache.
+ */
+import sharp from 'sharp';
+import { TesseraError, isTesseraError } from '../errors.js';
+import type { RgbImage } from './rgb-image.js';
+import { tileCache } from './tile-cache.js';
+import type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
+
+/** One pyramid level as a format module provides it. */
+export interface LevelReader {
+  level: SlideLevel;
+  /**
+   * Decodes tile (tileCol, tileRow) to RGB. The image may be smaller than the tile size at the
+   * right and bottom edges. Returns null for a tile the file does not store (sparse: background).
+   */
+  readTile(tileCol: number, tileRow: number): Promise<RgbImage | null>;
+}
+
+/** What a format module hands over after parsing a file. */
+export interface SlideSource {
+  format: SlideFormat;
+  vendor: string;
+  mpp: [number, number] | null;
+  objectivePower: number | null;
+  associatedImages: string[];
+  properties: Record<string, string>;
+  /** Level readers, level 0 first; levels that are not smaller than the previous are dropped. */
+  levels: LevelReader[];
+  close(): void;
+}
+
+/** The largest region one call may ask for: 64 megapixels (192 MB of RGB). */
+export const MAX_REGION_PIXELS = 64 * 1024 * 1024;
+const BACKGROUND = 255;
+let nextSlideId = 0;
+
+export class TiledSlide implements Slide {
+  readonly format: SlideFormat;
+  readonly vendor: string;
+  readonly width: number;
+  readonly height: number;
+  readonly mpp: [number, number] | null;
+  readonly objectivePower: number | null;
+  readonly levels: SlideLevel[];
+  readonly associatedImages: string[];
+  readonly properties: Record<string, string>;
+  private readonly readers: LevelReader[];
+  private readonly cacheKey = `s${nextSlideId++}/`;
+  private closed = false;
+
+  constructor(
+    private readonly source: SlideSource,
+    /** Display name for errors (a file name, never a full path). */
+    readonly name: string,
+  ) {
+    const first = source.levels[0];
+    if (!first) throw new TesseraError('SLIDE_CORRUPT', `${name}: no readable image level`);
+    for (const reader of source.levels) {
+      const { width, height, tileWidth, tileHeight } = reader.level;
+      if (!(width > 0 && height > 0 && tileWidth > 0 && tileHeight > 0)) {
+        throw new TesseraError('SLIDE_CORRUPT', `${name}: level of ${width}×${height} px with ${tileWidth}×${tileHeight} tiles`);
+      }
+    }
+    this.readers = source.levels;
+    this.format = source.format;
+    this.vendor = source.vendor;
+    this.width = first.level.width;
+    this.height = first.level.height;
+    this.mpp = source.mpp;
+    this.objectivePower = source.objectivePower;
+    this.levels = this.readers.map((reader) => reader.level);
+    this.associatedImages = source.associatedImages;
+    this.properties = source.properties;
+  }
+
+  info(): SlideInfo {
+    const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = this;
+    return { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties };
+  }
+
+  levelForDownsample(downsample: number): number {
+    let best = 0;
+    this.levels.forEach((level, index) => {
+      // A small tolerance: level downsamples are rounded (2220/555 = 4.0, 2967/741 = 4.004).
+      if (level.downsample <= downsample * 1.01) best = index;
+    });
+    return best;
+  }
+
+  async readRegion(level: number, baseX: number, baseY: number, lvlWidth: number, lvlHeight: number): Promise<RgbImage> {
+    const reader = this.readerAt(level);
+    checkRegion(this.name, baseX, baseY, lvlWidth, lvlHeight);
+    const { downsample, width, height, tileWidth, tileHeight } = reader.level;
+    const lvlX = Math.floor(baseX / downsample);
+    const lvlY = Math.floor(baseY / downsample);
+    if (lvlX >= width || lvlY >= height || lvlX + lvlWidth <= 0 || lvlY + lvlHeight <= 0) {
+      throw new TesseraError(
+        'REGION_OUT_OF_BOUNDS',
+        `${this.name}: region at (${baseX}, ${baseY}) of ${lvlWidth}×${lvlHeight} px at level ${level} lies outside the slide (${this.width}×${this.height} px at level 0)`,
+      );
+    }
+    const out = Buffer.alloc(lvlWidth * lvlHeight * 3, BACKGROUND);
+    const x0 = Math.max(lvlX, 0);
+    const y0 = Math.max(lvlY, 0);
+    const x1 = Math.min(lvlX + lvlWidth, width);
+    const y1 = Math.min(lvlY + lvlHeight, height);
+    const pending: Promise<void>[] = [];
+    for (let row = Math.floor(y0 / tileHeight); row * tileHeight < y1; row++) {
+      for (let col = Math.floor(x0 / tileWidth); col * tileWidth < x1; col++) {
+        const copy = (tile: RgbImage | null): void => {
+          if (tile) copyTile(tile, col * tileWidth - lvlX, row * tileHeight - lvlY, out, lvlWidth, x1 - lvlX, y1 - lvlY);
+        };
+        const tile = this.tile(level, reader, col, row);
+        if (tile instanceof Promise) pending.push(tile.then(copy));
+        else copy(tile);
+      }
+    }
+    if (pending.length > 0) await Promise.all(pending);
+    return { data: out, width: lvlWidth, height: lvlHeight };
+  }
+
+  async thumbnail(maxSizePx: number): Promise<RgbImage> {
+    if (!Number.isInteger(maxSizePx) || maxSizePx < 1 || maxSizePx > 16384) {
+      throw new TesseraError('INVALID_ARGUMENT', `thumbnail size must be an integer from 1 to 16384, got ${maxSizePx}`);
+    }
+    const scale = Math.min(1, maxSizePx / Math.max(this.width, this.height));
+    const outWidth = Math.max(1, Math.round(this.width * scale));
+    const outHeight = Math.max(1, Math.round(this.height * scale));
+    return this.readScaled(this.levelForDownsample(1 / scale), outWidth, outHeight);
+  }
+
+  /**
+   * Reads the whole slide from `level` scaled to outWidth × outHeight, in horizontal bands so that
+   * memory stays bounded even when the slide has no small level.
+   */
+  private async readScaled(level: number, outWidth: number, outHeight: number): Promise<RgbImage> {
+    const { width, height, downsample, tileHeight } = this.levels[level] as SlideLevel;
+    const bandHeight = Math.max(tileHeight, Math.floor(MAX_REGION_PIXELS / 4 / width / tileHeight) * tileHeight);
+    const out = Buffer.alloc(outWidth * outHeight * 3, BACKGROUND);
+    let outY = 0;
+    for (let lvlY = 0; lvlY < height; lvlY += bandHeight) {
+      const bandLvlHeight = Math.min(bandHeight, height - lvlY);
+      const bandOutEnd = lvlY + bandLvlHeight >= height ? outHeight : Math.round(((lvlY + bandLvlHeight) / height) * outHeight);
+      const bandOutHeight = bandOutEnd - outY;
+      if (bandOutHeight <= 0) continue;
+      const band = await this.readRegion(level, 0, Math.round(lvlY * downsample), width, bandLvlHeight);
+      const resized = await sharp(band.data, { raw: { width, height: bandLvlHeight, channels: 3 } })
+        .resize(outWidth, bandOutHeight, { fit: 'fill', kernel: 'linear' })
+        .raw()
+        .toBuffer();
+      resized.copy(out, outY * outWidth * 3);
+      outY = bandOutEnd;
+    }
+    return { data: out, width: outWidth, height: outHeight };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.source.close();
+    tileCache.dropPrefix(this.cacheKey);
+  }
+
+  private readerAt(level: number): LevelReader {
+    const reader = Number.isInteger(level) ? this.readers[level] : undefined;
+    if (!reader) {
+      throw new TesseraError('LEVEL_INVALID', `${this.name}: level ${level} does not exist (the slide has levels 0 to ${this.readers.length - 1})`);
+    }
+    return reader;
+  }
+
+  private tile(level: number, reader: LevelReader, col: number, row: number): Promise<RgbImage | null> | RgbImage | null {
+    if (this.closed) throw new TesseraError('INVALID_ARGUMENT', `${this.name}: slide is closed`);
+    return tileCache.getOrLoad(`${this.cacheKey}${level}/${col}/${row}`, async () => {
+      try {
+        return await reader.readTile(col, row);
+      } catch (error) {
+        if (isTesseraError(error)) throw error;
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new TesseraError('SLIDE_CORRUPT', `${this.name}: cannot decode tile (${col}, ${row}) of level ${level}: ${reason}`, { cause: error });
+      }
+    });
+  }
+}
+
+function checkRegion(name: string, baseX: number, baseY: number, lvlWidth: number, lvlHeight: number): void {
+  if (!Number.isFinite(baseX) || !Number.isFinite(baseY)) {
+    throw new TesseraError('REGION_INVALID', `${name}: region position must be finite numbers, got (${baseX}, ${baseY})`);
+  }
+  if (!Number.isInteger(lvlWidth) || !Number.isInteger(lvlHeight) || lvlWidth <= 0 || lvlHeight <= 0) {
+    throw new TesseraError('REGION_INVALID', `${name}: region size must be positive integers, got ${lvlWidth}×${lvlHeight}`);
+  }
+  if (lvlWidth * lvlHeight > MAX_REGION_PIXELS) {
+    throw new TesseraError(
+      'REGION_TOO_LARGE',
+      `${name}: region of ${lvlWidth}×${lvlHeight} px exceeds the limit of ${MAX_REGION_PIXELS} pixels per read; read it in parts or from a coarser level`,
+    );
+  }
+}
+
+/**
+ * Copies the part of `tile` that overlaps the output, with the tile's top-left at (offsetX, offsetY)
+ * in output pixels. Output columns from `endX` and rows from `endY` lie past the level's edge and
+ * stay background: edge tiles carry padding there.
+ */
+function copyTile(tile: RgbImage, offsetX: number, offsetY: number, out: Buffer, outWidth: number, endX: number, endY: number): void {
+  const srcX = Math.max(0, -offsetX);
+  const srcY = Math.max(0, -offsetY);
+  const dstX = Math.max(0, offsetX);
+  const dstY = Math.max(0, offsetY);
+  const copyWidth = Math.min(tile.width - srcX, endX - dstX);
+  const copyHeight = Math.min(tile.height - srcY, endY - dstY);
+  if (copyWidth <= 0 || copyHeight <= 0) return;
+  const rowBytes = copyWidth * 3;
+  for (let y = 0; y < copyHeight; y++) {
+    const src = ((srcY + y) * tile.width + srcX) * 3;
+    tile.data.copy(out, ((dstY + y) * outWidth + dstX) * 3, src, src + rowBytes);
+  }
+}
