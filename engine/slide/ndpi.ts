@@ -9,6 +9,7 @@ import { TesseraError } from '../errors.js';
 import { decodeJpeg } from './codecs/jpeg.js';
 import { jpegFromIntervals, parseJpegLayout, type JpegLayout } from './codecs/jpeg-restart.js';
 import type { FileSource } from './file-source.js';
+import { boxDownscale } from './rgb-image.js';
 import type { LevelReader, SlideSource } from './tiled-slide.js';
 import { tiffProperties } from './tiff.js';
 import { downsampleOf, ifdSize, mppFromResolution, tiffLevel } from './tiff-level.js';
@@ -47,9 +48,32 @@ export function openNdpi(source: FileSource, tiff: TiffStructure, name: string):
     objectivePower: lens(base),
     associatedImages,
     properties,
-    levels: levelIfds.map((ifd) => ndpiLevel(source, ifd, downsampleOf(baseSize, ifdSize(ifd)), name)),
+    levels: withScaledLevels(levelIfds.map((ifd) => ndpiLevel(source, ifd, downsampleOf(baseSize, ifdSize(ifd)), name))),
     close: () => source.close(),
   };
+}
+
+/**
+ * Adds levels at 1/2, 1/4 and 1/8 of the smallest stored level, as OpenSlide does with JPEG DCT
+ * scaling: NDPI pyramids stop early, and thumbnails and tissue masks want a small level.
+ */
+function withScaledLevels(levels: LevelReader[]): LevelReader[] {
+  const smallest = levels[levels.length - 1];
+  if (!smallest) return levels;
+  const { width, height, tileWidth, tileHeight, downsample } = smallest.level;
+  const scaled: LevelReader[] = [];
+  for (const scale of [2, 4, 8] as const) {
+    if (tileWidth % scale !== 0 || tileHeight % scale !== 0) break;
+    scaled.push({
+      level: { width: Math.ceil(width / scale), height: Math.ceil(height / scale), downsample: downsample * scale, tileWidth: tileWidth / scale, tileHeight: tileHeight / scale },
+      async readTile(col, row) {
+        // The smallest level is a few hundred pixels: decoding it whole and averaging is cheap.
+        const tile = await smallest.readTile(col, row);
+        return tile ? boxDownscale(tile, scale) : null;
+      },
+    });
+  }
+  return [...levels, ...scaled];
 }
 
 function ndpiLevel(source: FileSource, ifd: TiffIfd, downsample: number, name: string): LevelReader {
@@ -83,19 +107,23 @@ function ndpiLevel(source: FileSource, ifd: TiffIfd, downsample: number, name: s
   const mcuRowsPerTile = Math.max(1, Math.floor(TARGET_TILE_PIXELS / (tileWidth * layout.mcuHeight)));
   const tileHeight = mcuRowsPerTile * layout.mcuHeight;
   const endOf = (index: number): number => (index + 1 < starts.length ? (starts[index + 1] ?? 0) - 2 : stripBytes - 2);
+  const jpegForTile = (col: number, row: number): Buffer | null => {
+    const firstMcuRow = row * mcuRowsPerTile;
+    const lastMcuRow = Math.min(firstMcuRow + mcuRowsPerTile, mcuRows);
+    if (col < 0 || col >= intervalsPerRow || firstMcuRow < 0 || firstMcuRow >= mcuRows) return null;
+    const intervals: Buffer[] = [];
+    for (let mcuRow = firstMcuRow; mcuRow < lastMcuRow; mcuRow++) {
+      const index = mcuRow * intervalsPerRow + col;
+      const start = starts[index] ?? 0;
+      intervals.push(source.readAt(stripOffset + start, endOf(index) - start));
+    }
+    return jpegFromIntervals(layout, intervals, tileWidth, (lastMcuRow - firstMcuRow) * layout.mcuHeight);
+  };
   return {
     level: { width, height, downsample, tileWidth, tileHeight },
     async readTile(col, row) {
-      const firstMcuRow = row * mcuRowsPerTile;
-      const lastMcuRow = Math.min(firstMcuRow + mcuRowsPerTile, mcuRows);
-      if (col < 0 || col >= intervalsPerRow || firstMcuRow < 0 || firstMcuRow >= mcuRows) return null;
-      const intervals: Buffer[] = [];
-      for (let mcuRow = firstMcuRow; mcuRow < lastMcuRow; mcuRow++) {
-        const index = mcuRow * intervalsPerRow + col;
-        const start = starts[index] ?? 0;
-        intervals.push(source.readAt(stripOffset + start, endOf(index) - start));
-      }
-      return decodeJpeg(jpegFromIntervals(layout, intervals, tileWidth, (lastMcuRow - firstMcuRow) * layout.mcuHeight));
+      const jpeg = jpegForTile(col, row);
+      return jpeg ? decodeJpeg(jpeg) : null;
     },
   };
 }

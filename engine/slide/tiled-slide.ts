@@ -94,8 +94,9 @@ export class TiledSlide implements Slide {
     const reader = this.readerAt(level);
     checkRegion(this.name, baseX, baseY, lvlWidth, lvlHeight);
     const { downsample, width, height, tileWidth, tileHeight } = reader.level;
-    const lvlX = Math.floor(baseX / downsample);
-    const lvlY = Math.floor(baseY / downsample);
+    // Nearest level pixel: downsamples such as 2.0003 would otherwise shift a whole pixel left.
+    const lvlX = Math.round(baseX / downsample);
+    const lvlY = Math.round(baseY / downsample);
     if (lvlX >= width || lvlY >= height || lvlX + lvlWidth <= 0 || lvlY + lvlHeight <= 0) {
       throw new TesseraError(
         'REGION_OUT_OF_BOUNDS',
