@@ -170,10 +170,7 @@ class IfdParser {
         bytes = table.subarray(inlineAt, inlineAt + byteLength);
       } else {
         const valueOffset = this.bigTiff ? Number(view.getBigUint64(inlineAt, this.littleEndian)) : view.getUint32(inlineAt, this.littleEndian);
-        if (!this.source.contains(valueOffset, byteLength)) {
-          // Truncated files lose their tail first; a missing value makes the tag unusable, not the file.
-          continue;
-        }
+        this.checkRange(valueOffset, byteLength, `value of tag ${tag}`);
         bytes = this.source.readAt(valueOffset, byteLength);
       }
       tags.set(tag, this.decodeValue(type, valueCount, bytes));
@@ -181,7 +178,8 @@ class IfdParser {
     const next = this.bigTiff
       ? Number(view.getBigUint64(count * entrySize, this.littleEndian))
       : view.getUint32(count * entrySize, this.littleEndian);
-    return { ifd: { offset, tags, subIfds: [] }, next: this.source.contains(next, countSize) ? next : 0 };
+    if (next !== 0) this.checkRange(next, countSize, 'next image directory');
+    return { ifd: { offset, tags, subIfds: [] }, next };
   }
 
   private decodeValue(type: number, count: number, bytes: Uint8Array): TagValue {
