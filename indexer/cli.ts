@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
-import { DEFAULT_TILE_SPEC, TesseraError, isTesseraError, openSlide, tileGrid, type Slide } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, TesseraError, configureDecoding, isTesseraError, openSlide, tileGrid, type Slide } from '../engine/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
 
@@ -16,6 +16,9 @@ Commands:
                                      write a region (x, y in level-0 pixels; W×H at level L)
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
+
+Options for region and tiles:
+  --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
 
 Exit codes: 0 success, 1 the slide or request was refused (message on stderr), 2 bad usage.`;
 
@@ -80,6 +83,12 @@ function numberFlag(value: string | undefined, flag: string, fallback?: number):
   return parsed;
 }
 
+function configureThreads(value: string | undefined): void {
+  const threads = numberFlag(value, 'threads', 1);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new UsageError(`--threads must be an integer from 1 to 64, got '${value}'`);
+  configureDecoding({ decodeThreads: threads });
+}
+
 async function withSlide<T>(path: string, work: (slide: Slide) => Promise<T>): Promise<T> {
   const slide = await openSlide(path);
   try {
@@ -105,7 +114,9 @@ async function region(args: string[]): Promise<void> {
     height: { type: 'string' },
     level: { type: 'string' },
     out: { type: 'string' },
+    threads: { type: 'string' },
   });
+  configureThreads(values.threads);
   const path = singleSlide(positionals);
   const out = values.out;
   if (!out) throw new UsageError('--out FILE.png is required');
@@ -135,7 +146,9 @@ async function tiles(args: string[]): Promise<void> {
     size: { type: 'string' },
     'min-tissue': { type: 'string' },
     'slide-mpp': { type: 'string' },
+    threads: { type: 'string' },
   });
+  configureThreads(values.threads);
   const path = singleSlide(positionals);
   const slideMppValue = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
   const options = {

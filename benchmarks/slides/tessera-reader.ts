@@ -5,11 +5,12 @@
  * Usage: tessera-reader.ts SLIDE REGIONS.json [--concurrency N]
  */
 import { readFileSync } from 'node:fs';
-import { openSlide } from '../../engine/index.js';
+import { configureDecoding, openSlide } from '../../engine/index.js';
 
 const [slidePath, regionsPath, , concurrencyArg] = process.argv.slice(2);
 const concurrency = Number(concurrencyArg ?? 1);
 const regions = JSON.parse(readFileSync(regionsPath as string, 'utf8')) as Array<[number, number, number, number]>;
+configureDecoding({ decodeThreads: concurrency });
 const slide = await openSlide(slidePath as string);
 let next = 0;
 const started = performance.now();
@@ -24,3 +25,4 @@ await Promise.all(
 const seconds = (performance.now() - started) / 1000;
 process.stdout.write(`${JSON.stringify({ regionsPerSecond: regions.length / seconds, seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
 slide.close();
+process.exit(0);

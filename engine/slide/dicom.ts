@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import dicomParser, { type DataSet } from 'dicom-parser';
 import { TesseraError } from '../errors.js';
-import { decodeJpeg } from './codecs/jpeg.js';
+import { decodeJpeg, type TileCrop } from './codecs/jpeg.js';
 import { decodeJpeg2000, rgbFromYcbcrInPlace } from './codecs/jpeg2000.js';
 import { decodeJpegLs } from './codecs/jpeg-ls.js';
 import { FileSource } from './file-source.js';
@@ -216,14 +216,15 @@ function dicomLevel(instance: Instance, downsample: number, name: string): Level
   const decode = frameDecoder(instance, tileWidth, tileHeight, name);
   return {
     level: { width: instance.totalColumns, height: instance.totalRows, downsample, tileWidth, tileHeight },
-    async readTile(col, row) {
+    partialDecode: JPEG_SYNTAXES.has(instance.transferSyntax),
+    async readTile(col, row, crop) {
       if (col < 0 || row < 0 || col >= tilesAcross || row >= tilesDown) return null;
       const frame = frameAt(col, row);
       if (frame === undefined) return null; // TILED_SPARSE: no frame here, background
       const parts = frames[frame];
       if (!parts) throw new TesseraError('SLIDE_CORRUPT', `${name}: frame ${frame + 1} is missing from the pixel data`);
       const bytes = parts.length === 1 ? source.readAt(parts[0]?.offset ?? 0, parts[0]?.length ?? 0) : Buffer.concat(parts.map((part) => source.readAt(part.offset, part.length)));
-      return decode(bytes);
+      return decode(bytes, crop);
     },
   };
 }
@@ -306,10 +307,10 @@ function frameRanges(instance: Instance, frameCount: number, tileWidth: number, 
   throw new TesseraError('SLIDE_CORRUPT', `${name}: ${fragments.length} pixel data fragments for ${frameCount} frames and no offset table`);
 }
 
-function frameDecoder(instance: Instance, tileWidth: number, tileHeight: number, name: string): (bytes: Buffer) => Promise<RgbImage> {
+function frameDecoder(instance: Instance, tileWidth: number, tileHeight: number, name: string): (bytes: Buffer, crop?: TileCrop) => Promise<RgbImage> {
   const { header, transferSyntax } = instance;
   const photometric = (header.string('x00280004') ?? 'RGB').trim();
-  if (JPEG_SYNTAXES.has(transferSyntax)) return (bytes) => decodeJpeg(bytes);
+  if (JPEG_SYNTAXES.has(transferSyntax)) return (bytes, crop) => decodeJpeg(bytes, crop);
   if (JPEG2000_SYNTAXES.has(transferSyntax)) return (bytes) => decodeJpeg2000(bytes);
   if (JPEG_LS_SYNTAXES.has(transferSyntax)) return (bytes) => decodeJpegLs(bytes);
   if (NATIVE_SYNTAXES.has(transferSyntax)) {

@@ -121,9 +121,11 @@ function ndpiLevel(source: FileSource, ifd: TiffIfd, downsample: number, name: s
   };
   return {
     level: { width, height, downsample, tileWidth, tileHeight },
-    async readTile(col, row) {
+    // A block spanning the full width must be entropy-decoded whole anyway: cache it instead.
+    partialDecode: intervalsPerRow > 1,
+    async readTile(col, row, crop) {
       const jpeg = jpegForTile(col, row);
-      return jpeg ? decodeJpeg(jpeg) : null;
+      return jpeg ? decodeJpeg(jpeg, crop) : null;
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import { getDecoder } from 'geotiff';
 import { TesseraError } from '../errors.js';
-import { decodeJpeg, spliceJpeg } from './codecs/jpeg.js';
+import { decodeJpeg, spliceJpeg, type TileCrop } from './codecs/jpeg.js';
 import { decodeJpeg2000 } from './codecs/jpeg2000.js';
 import type { FileSource } from './file-source.js';
 import { rgbFromChannels, type RgbImage } from './rgb-image.js';
@@ -23,7 +23,7 @@ export function isTiled(ifd: TiffIfd): boolean {
   return ifd.tags.has(Tag.TileWidth) && ifd.tags.has(Tag.TileOffsets);
 }
 
-type TileDecoder = (bytes: Buffer, tileWidth: number, tileHeight: number) => Promise<RgbImage>;
+type TileDecoder = (bytes: Buffer, tileWidth: number, tileHeight: number, crop?: TileCrop) => Promise<RgbImage>;
 
 /**
  * Builds a level reader for a TIFF directory. `downsample` is relative to level 0.
@@ -45,7 +45,8 @@ export function tiffLevel(source: FileSource, ifd: TiffIfd, downsample: number, 
   const decode = tileDecoder(ifd, name);
   return {
     level: { width, height, downsample, tileWidth, tileHeight },
-    async readTile(col, row) {
+    partialDecode: (tagNumber(ifd, Tag.Compression) ?? 1) === 7,
+    async readTile(col, row, crop) {
       if (col < 0 || row < 0 || col >= tilesAcross || row >= tilesDown) return null;
       const index = row * tilesAcross + col;
       const byteCount = byteCounts[index] ?? 0;
@@ -53,7 +54,7 @@ export function tiffLevel(source: FileSource, ifd: TiffIfd, downsample: number, 
       const bytes = source.readAt(offsets[index] ?? 0, byteCount);
       // Strips at the bottom hold only the rows that remain.
       const rows = tiled ? tileHeight : Math.min(tileHeight, height - row * tileHeight);
-      return decode(bytes, tileWidth, rows);
+      return decode(bytes, tileWidth, rows, crop);
     },
   };
 }
@@ -73,7 +74,7 @@ function tileDecoder(ifd: TiffIfd, name: string): TileDecoder {
     case Compression.Jpeg: {
       const tables = tagBytes(ifd, Tag.JPEGTables);
       const rgb = photometric === Photometric.Rgb;
-      return (bytes) => decodeJpeg(spliceJpeg(bytes, tables, rgb));
+      return (bytes, _width, _height, crop) => decodeJpeg(spliceJpeg(bytes, tables, rgb), crop);
     }
     case Compression.AperioJ2kYcbcr:
     case Compression.AperioJ2kRgb: {

@@ -22,6 +22,16 @@ export class TileCache {
     this.evict();
   }
 
+  /** The cached tile, marked as recently used, or undefined. */
+  peek(key: string): RgbImage | undefined {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
   /** Returns the cached tile, or decodes it once with `load` (null: no such tile, not cached). */
   getOrLoad(key: string, load: () => Promise<RgbImage | null>): Promise<RgbImage | null> | RgbImage {
     const hit = this.entries.get(key);

@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import { TesseraError, isTesseraError } from '../errors.js';
+import type { TileCrop } from './codecs/jpeg.js';
 import type { RgbImage } from './rgb-image.js';
 import { tileCache } from './tile-cache.js';
 import type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
@@ -15,8 +16,11 @@ export interface LevelReader {
   /**
    * Decodes tile (tileCol, tileRow) to RGB. The image may be smaller than the tile size at the
    * right and bottom edges. Returns null for a tile the file does not store (sparse: background).
+   * Readers with `partialDecode` honour `crop` and return exactly that part of the tile.
    */
-  readTile(tileCol: number, tileRow: number): Promise<RgbImage | null>;
+  readTile(tileCol: number, tileRow: number, crop?: TileCrop): Promise<RgbImage | null>;
+  /** True when readTile can decode only a part of a tile (JPEG through libjpeg-turbo). */
+  partialDecode?: boolean;
 }
 
 /** What a format module hands over after parsing a file. */
@@ -31,6 +35,13 @@ export interface SlideSource {
   levels: LevelReader[];
   close(): void;
 }
+
+/**
+ * A region that needs less than this share of an uncached tile decodes only its part and does
+ * not cache it: random reads touch four tiles and use a fifth of their pixels, while neighbouring
+ * reads that need most of a tile get it decoded whole and cached.
+ */
+const PARTIAL_DECODE_SHARE = 0.5;
 
 /** The largest region one call may ask for: 64 megapixels (192 MB of RGB). */
 export const MAX_REGION_PIXELS = 64 * 1024 * 1024;
@@ -111,12 +122,28 @@ export class TiledSlide implements Slide {
     const pending: Promise<void>[] = [];
     for (let row = Math.floor(y0 / tileHeight); row * tileHeight < y1; row++) {
       for (let col = Math.floor(x0 / tileWidth); col * tileWidth < x1; col++) {
-        const copy = (tile: RgbImage | null): void => {
-          if (tile) copyTile(tile, col * tileWidth - lvlX, row * tileHeight - lvlY, out, lvlWidth, x1 - lvlX, y1 - lvlY);
+        const tileX = col * tileWidth;
+        const tileY = row * tileHeight;
+        // The part of this tile the region needs, in tile pixels.
+        const crop = {
+          x: Math.max(x0, tileX) - tileX,
+          y: Math.max(y0, tileY) - tileY,
+          width: Math.min(x1, tileX + tileWidth) - Math.max(x0, tileX),
+          height: Math.min(y1, tileY + tileHeight) - Math.max(y0, tileY),
         };
-        const tile = this.tile(level, reader, col, row);
-        if (tile instanceof Promise) pending.push(tile.then(copy));
-        else copy(tile);
+        const copy = (tile: RgbImage | null, at: { x: number; y: number }): void => {
+          if (tile) copyTile(tile, tileX + at.x - lvlX, tileY + at.y - lvlY, out, lvlWidth, x1 - lvlX, y1 - lvlY);
+        };
+        const cached = this.cachedTile(level, col, row);
+        if (cached) {
+          copy(cached, { x: 0, y: 0 });
+        } else if (reader.partialDecode && crop.width * crop.height < PARTIAL_DECODE_SHARE * tileWidth * tileHeight) {
+          pending.push(this.decodeTile(level, reader, col, row, crop).then((part) => copy(part, crop)));
+        } else {
+          const tile = this.tile(level, reader, col, row);
+          if (tile instanceof Promise) pending.push(tile.then((whole) => copy(whole, { x: 0, y: 0 })));
+          else copy(tile, { x: 0, y: 0 });
+        }
       }
     }
     if (pending.length > 0) await Promise.all(pending);
@@ -173,17 +200,27 @@ export class TiledSlide implements Slide {
     return reader;
   }
 
+  private cacheKeyOf(level: number, col: number, row: number): string {
+    return `${this.cacheKey}${level}/${col}/${row}`;
+  }
+
+  private cachedTile(level: number, col: number, row: number): RgbImage | undefined {
+    return tileCache.peek(this.cacheKeyOf(level, col, row));
+  }
+
   private tile(level: number, reader: LevelReader, col: number, row: number): Promise<RgbImage | null> | RgbImage | null {
+    return tileCache.getOrLoad(this.cacheKeyOf(level, col, row), () => this.decodeTile(level, reader, col, row));
+  }
+
+  private async decodeTile(level: number, reader: LevelReader, col: number, row: number, crop?: TileCrop): Promise<RgbImage | null> {
     if (this.closed) throw new TesseraError('INVALID_ARGUMENT', `${this.name}: slide is closed`);
-    return tileCache.getOrLoad(`${this.cacheKey}${level}/${col}/${row}`, async () => {
-      try {
-        return await reader.readTile(col, row);
-      } catch (error) {
-        if (isTesseraError(error)) throw error;
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new TesseraError('SLIDE_CORRUPT', `${this.name}: cannot decode tile (${col}, ${row}) of level ${level}: ${reason}`, { cause: error });
-      }
-    });
+    try {
+      return await reader.readTile(col, row, crop);
+    } catch (error) {
+      if (isTesseraError(error)) throw error;
+      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+      throw new TesseraError('SLIDE_CORRUPT', `${this.name}: cannot decode tile (${col}, ${row}) of level ${level}: ${reason}`, { cause: error });
+    }
   }
 }
 

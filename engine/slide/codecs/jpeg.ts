@@ -1,7 +1,12 @@
 /**
- * Baseline JPEG tiles: splicing TIFF JPEGTables into abbreviated tile streams, and decoding
- * with sharp (libjpeg-turbo), which measured about 6× faster than a pure-JS decoder.
+ * Baseline JPEG tiles: splicing TIFF JPEGTables into abbreviated tile streams, and decoding a
+ * whole tile or only part of it.
+ *
+ * Decoding prefers the native libjpeg-turbo binding (native/jpeg_region.c), which decodes just
+ * the rows and columns a region needs and has no per-call pipeline to build; without it (no
+ * compiler at install time), sharp decodes whole tiles and crops.
  */
+import { createRequire } from 'node:module';
 import sharp from 'sharp';
 import { rgbFromChannels, type RgbImage } from '../rgb-image.js';
 
@@ -9,6 +14,29 @@ import { rgbFromChannels, type RgbImage } from '../rgb-image.js';
 // tiles at once on libuv's pool. Caching operations would pin input buffers in memory.
 sharp.concurrency(1);
 sharp.cache(false);
+
+/** A part of a tile, in the tile's pixels. */
+export interface TileCrop {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+interface NativeDecoder {
+  decodeRegion(jpeg: Buffer, x: number, y: number, width: number, height: number): Promise<RgbImage>;
+}
+
+const native = ((): NativeDecoder | null => {
+  try {
+    return createRequire(import.meta.url)('./native/build/Release/jpeg_region.node') as NativeDecoder;
+  } catch {
+    return null;
+  }
+})();
+
+/** True when the native partial decoder is built; benchmarks and logs report it. */
+export const hasNativeJpeg = native !== null;
 
 const SOI = Buffer.from([0xff, 0xd8]);
 // APP14 "Adobe" with transform = 0: tells libjpeg the three components are RGB, not YCbCr.
@@ -32,8 +60,19 @@ function hasSoi(bytes: Uint8Array): boolean {
   return bytes[0] === 0xff && bytes[1] === 0xd8;
 }
 
-/** Decodes a complete JPEG stream to RGB. Rejects with sharp's error on corrupt data. */
-export async function decodeJpeg(jpeg: Buffer): Promise<RgbImage> {
-  const { data, info } = await sharp(jpeg, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
+/**
+ * Decodes a complete JPEG stream to RGB: all of it, or only `crop` (clamped to the image).
+ * Rejects with the decoder's message on corrupt data.
+ */
+export async function decodeJpeg(jpeg: Buffer, crop?: TileCrop): Promise<RgbImage> {
+  if (native) return native.decodeRegion(jpeg, crop?.x ?? 0, crop?.y ?? 0, crop?.width ?? 0x7fffffff, crop?.height ?? 0x7fffffff);
+  let pipeline = sharp(jpeg, { failOn: 'error' });
+  if (crop) {
+    const { width = 0, height = 0 } = await pipeline.metadata();
+    const left = Math.max(0, crop.x);
+    const top = Math.max(0, crop.y);
+    pipeline = pipeline.extract({ left, top, width: Math.min(crop.width, width - left), height: Math.min(crop.height, height - top) });
+  }
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   return rgbFromChannels(data, info.width, info.height, info.channels);
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { openSlide } from '../../../engine/index.js';
+import { configureDecoding, openSlide } from '../../../engine/index.js';
 import { SHARED_MISSING, hasSharedData, slidePath } from '../../shared-data.js';
 
 describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MISSING}`, () => {
@@ -46,6 +46,38 @@ describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MIS
     const direct = await sharp(path).removeAlpha().raw().toBuffer();
     expect(region.data.equals(direct)).toBe(true);
     slide.close();
+  });
+
+  for (const file of ['CMU-1-Small-Region.svs', 'derived/cmu1-small-pyramid-jpeg.tif', 'ndpi/test3-TRITC-2-560.ndpi', 'tcga-small-dicom.dcm']) {
+    it(`returns the same pixels whether JPEG tiles are decoded in part or whole (${file})`, async () => {
+      const slide = await openSlide(slidePath(file));
+      const spots = [[37, 41], [301, 499], [1001, 777], [1500, 1900]].filter(([x, y]) => x! + 100 < slide.width && y! + 60 < slide.height);
+      // Fresh tiles: a small region uses a small share of each, so only that part is decoded.
+      const partial = await Promise.all(spots.map(([x, y]) => slide.readRegion(0, x!, y!, 100, 60)));
+      // A large read decodes the same tiles whole and caches them; the small reads then copy.
+      for (const [x, y] of spots) await slide.readRegion(0, Math.max(0, x! - 300), Math.max(0, y! - 300), 700, 700);
+      for (const [index, [x, y]] of spots.entries()) {
+        const whole = await slide.readRegion(0, x!, y!, 100, 60);
+        expect(whole.data.equals(partial[index]!.data), `region at (${x}, ${y})`).toBe(true);
+      }
+      slide.close();
+    });
+  }
+
+  it('decodes JPEG 2000 tiles in worker threads to the same pixels as on the main thread', async () => {
+    const path = slidePath('tcga-cr-7395-01a-01-ts1.svs');
+    const onMain = await openSlide(path);
+    const expected = await onMain.readRegion(0, 1000, 1000, 600, 600);
+    onMain.close();
+    configureDecoding({ decodeThreads: 2 });
+    try {
+      const inWorkers = await openSlide(path);
+      const region = await inWorkers.readRegion(0, 1000, 1000, 600, 600);
+      expect(region.data.equals(expected.data)).toBe(true);
+      inWorkers.close();
+    } finally {
+      configureDecoding({ decodeThreads: 1 });
+    }
   });
 
   it('makes a thumbnail that fits the requested size and keeps the aspect ratio', async () => {

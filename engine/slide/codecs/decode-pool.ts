@@ -1,0 +1,33 @@
+/**
+ * Where the WebAssembly decoders run. They are synchronous: on the main thread a JPEG 2000 tile
+ * blocks everything for several milliseconds and uses one core. With `decodeThreads` > 1 they run
+ * in a pool of worker threads (piscina), and the compressed and decoded bytes move by transfer.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { decodeJpeg2000Raw, decodeJpegLsRaw, type RawDecoded } from './wasm-decoders.mjs';
+
+export interface DecodeOptions {
+  /** Worker threads for JPEG 2000 and JPEG-LS tiles; 1 decodes on the calling thread. */
+  decodeThreads: number;
+}
+
+let pool: Piscina | null = null;
+
+/** Sets how slide decoding uses cores. Call once at start-up (CLI flags, server config). */
+export function configureDecoding(options: DecodeOptions): void {
+  const threads = Math.max(1, Math.floor(options.decodeThreads));
+  if (pool) void pool.destroy();
+  pool =
+    threads > 1
+      ? new Piscina({ filename: fileURLToPath(new URL('./wasm-decoders.mjs', import.meta.url)), minThreads: threads, maxThreads: threads, idleTimeout: 30_000 })
+      : null;
+  // Idle workers must not keep a CLI run alive.
+  pool?.threads.forEach((thread) => thread.unref());
+}
+
+export async function decodeWasm(codec: 'jpeg2000' | 'jpeg-ls', bytes: Uint8Array): Promise<RawDecoded> {
+  if (!pool) return codec === 'jpeg2000' ? decodeJpeg2000Raw(bytes) : decodeJpegLsRaw(bytes);
+  const copy = Uint8Array.from(bytes);
+  return (await pool.run({ codec, bytes: copy }, { transferList: [copy.buffer] })) as RawDecoded;
+}

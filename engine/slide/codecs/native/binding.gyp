@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "jpeg_region",
+      "sources": ["jpeg_region.c"],
+      "libraries": ["-ljpeg"],
+      "cflags": ["-O2", "-Wall"]
+    }
+  ]
+}
