@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { openSlide } from '../../engine/index.js';
+import { hasNativeJpeg, openSlide } from '../../engine/index.js';
 import { PROJECT_ROOT, SLIDES, SYSTEM_PYTHON, hasOpenSlide, hasSharedData } from '../../test/shared-data.js';
 import { ensureSyntheticSlide, SYNTHETIC_SIZE } from './synthetic-slide.js';
 
@@ -40,6 +40,7 @@ const hasTaskset = (() => {
 mkdirSync(CACHE, { recursive: true });
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`OpenSlide: ${hasOpenSlide ? execFileSync(SYSTEM_PYTHON, ['-c', 'import openslide; print(openslide.__library_version__)']).toString().trim() : 'not installed (python3-openslide): Tessera only'}`);
+console.log(`JPEG decoder: ${hasNativeJpeg ? 'native libjpeg-turbo with partial decoding' : 'sharp (the native decoder is not built: see README)'}`);
 console.log(`${REGIONS} random ${SIZE}×${SIZE} regions at level 0, median of ${RUNS} runs each${hasTaskset ? '; one-core runs pinned with taskset -c 0' : ''}\n`);
 
 console.log(`preparing the ${SYNTHETIC_SIZE}×${SYNTHETIC_SIZE} synthetic slide (cached in .cache/bench)…`);

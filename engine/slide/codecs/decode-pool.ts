@@ -5,17 +5,22 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { useNativeJpeg } from './jpeg.js';
 import { decodeJpeg2000Raw, decodeJpegLsRaw, type RawDecoded } from './wasm-decoders.mjs';
 
 export interface DecodeOptions {
   /** Worker threads for JPEG 2000 and JPEG-LS tiles; 1 decodes on the calling thread. */
-  decodeThreads: number;
+  decodeThreads?: number;
+  /** Use the native partial JPEG decoder where it is built (default true). */
+  nativeJpeg?: boolean;
 }
 
 let pool: Piscina | null = null;
 
 /** Sets how slide decoding uses cores. Call once at start-up (CLI flags, server config). */
 export function configureDecoding(options: DecodeOptions): void {
+  if (options.nativeJpeg !== undefined) useNativeJpeg(options.nativeJpeg);
+  if (options.decodeThreads === undefined) return;
   const threads = Math.max(1, Math.floor(options.decodeThreads));
   if (pool) void pool.destroy();
   pool =

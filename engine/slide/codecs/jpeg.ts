@@ -27,7 +27,7 @@ interface NativeDecoder {
   decodeRegion(jpeg: Buffer, x: number, y: number, width: number, height: number): Promise<RgbImage>;
 }
 
-const native = ((): NativeDecoder | null => {
+const nativeBuild = ((): NativeDecoder | null => {
   try {
     return createRequire(import.meta.url)('./native/build/Release/jpeg_region.node') as NativeDecoder;
   } catch {
@@ -35,8 +35,15 @@ const native = ((): NativeDecoder | null => {
   }
 })();
 
+let native = nativeBuild;
+
 /** True when the native partial decoder is built; benchmarks and logs report it. */
-export const hasNativeJpeg = native !== null;
+export const hasNativeJpeg = nativeBuild !== null;
+
+/** Turns the native decoder off (sharp decodes everything) or back on where it is built. */
+export function useNativeJpeg(enabled: boolean): void {
+  native = enabled ? nativeBuild : null;
+}
 
 const SOI = Buffer.from([0xff, 0xd8]);
 // APP14 "Adobe" with transform = 0: tells libjpeg the three components are RGB, not YCbCr.

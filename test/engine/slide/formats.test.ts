@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { configureDecoding, openSlide } from '../../../engine/index.js';
 import { SHARED_MISSING, hasSharedData, slidePath } from '../../shared-data.js';
 
@@ -48,8 +48,17 @@ describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MIS
     slide.close();
   });
 
-  for (const file of ['CMU-1-Small-Region.svs', 'derived/cmu1-small-pyramid-jpeg.tif', 'ndpi/test3-TRITC-2-560.ndpi', 'tcga-small-dicom.dcm']) {
-    it(`returns the same pixels whether JPEG tiles are decoded in part or whole (${file})`, async () => {
+  for (const [file, nativeJpeg] of [
+    ['CMU-1-Small-Region.svs', true],
+    ['derived/cmu1-small-pyramid-jpeg.tif', true],
+    ['ndpi/test3-TRITC-2-560.ndpi', true],
+    ['tcga-small-dicom.dcm', true],
+    ['CMU-1-Small-Region.svs', false],
+    ['tcga-small-dicom.dcm', false],
+  ] as const) {
+    it(`returns the same pixels whether JPEG tiles are decoded in part or whole (${file}, ${nativeJpeg ? 'native libjpeg-turbo' : 'sharp fallback'})`, async () => {
+      configureDecoding({ nativeJpeg });
+      onTestFinished(() => configureDecoding({ nativeJpeg: true }));
       const slide = await openSlide(slidePath(file));
       const spots = [[37, 41], [301, 499], [1001, 777], [1500, 1900]].filter(([x, y]) => x! + 100 < slide.width && y! + 60 < slide.height);
       // Fresh tiles: a small region uses a small share of each, so only that part is decoded.
