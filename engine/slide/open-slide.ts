@@ -72,25 +72,21 @@ function resolveInsideRoots(path: string, name: string, roots: string[] | undefi
 async function openSource(path: string, name: string, options: OpenSlideOptions): Promise<SlideSource> {
   if (statSync(path).isDirectory()) return openDicom(path, name, true);
   const file = FileSource.open(path, name);
-  let handedOver = false;
   try {
     if (file.size === 0) throw new TesseraError('SLIDE_CORRUPT', `${name}: file is empty`);
     const head = file.readAt(0, Math.min(file.size, 132));
     if (hasDicomPreamble(head)) {
       file.close();
-      handedOver = true;
       return openDicom(path, name, false);
     }
     if (isTiffMagic(head)) {
       const tiff = parseTiff(file, name);
       const base = tiff.ifds[0] as TiffIfd;
-      handedOver = true;
       if (isNdpi(tiff)) return openNdpi(file, tiff, name);
       if (isAperio(tiff)) return openSvs(file, tiff, name);
       if (isOme(tiff)) return openOmeTiff(file, tiff, name);
       if (isTiled(base) || base.subIfds.length > 0 || tiff.ifds.length > 1) return openGenericTiff(file, tiff, name);
       // A single stripped TIFF is a plain image; let sharp read it.
-      handedOver = false;
       file.close();
       return await openImage(path, name, options.imageMpp ?? null);
     }
@@ -100,8 +96,8 @@ async function openSource(path: string, name: string, options: OpenSlideOptions)
     }
     throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: not a recognised slide format (expected SVS, TIFF, OME-TIFF, NDPI, DICOM, JPEG or PNG)`);
   } catch (error) {
-    if (!handedOver) file.close();
-    else if (isTesseraError(error)) file.close();
+    // A format module that throws has not taken the file over; closing twice is harmless.
+    file.close();
     throw error;
   }
 }

@@ -15,24 +15,32 @@ export interface DecodeOptions {
   nativeJpeg?: boolean;
 }
 
+let poolThreads = 1;
 let pool: Piscina | null = null;
 
 /** Sets how slide decoding uses cores. Call once at start-up (CLI flags, server config). */
 export function configureDecoding(options: DecodeOptions): void {
   if (options.nativeJpeg !== undefined) useNativeJpeg(options.nativeJpeg);
   if (options.decodeThreads === undefined) return;
-  const threads = Math.max(1, Math.floor(options.decodeThreads));
+  poolThreads = Math.max(1, Math.floor(options.decodeThreads));
   if (pool) void pool.destroy();
-  pool =
-    threads > 1
-      ? new Piscina({ filename: fileURLToPath(new URL('./wasm-decoders.mjs', import.meta.url)), minThreads: threads, maxThreads: threads, idleTimeout: 30_000 })
-      : null;
-  // Idle workers must not keep a CLI run alive.
-  pool?.threads.forEach((thread) => thread.unref());
+  pool = null;
+}
+
+/** Workers start on the first WebAssembly decode: JPEG-only work never pays for them. */
+function decodePool(): Piscina | null {
+  if (poolThreads <= 1) return null;
+  if (!pool) {
+    pool = new Piscina({ filename: fileURLToPath(new URL('./wasm-decoders.mjs', import.meta.url)), minThreads: poolThreads, maxThreads: poolThreads, idleTimeout: 30_000 });
+    // Idle workers must not keep a CLI run alive.
+    pool.threads.forEach((thread) => thread.unref());
+  }
+  return pool;
 }
 
 export async function decodeWasm(codec: 'jpeg2000' | 'jpeg-ls', bytes: Uint8Array): Promise<RawDecoded> {
-  if (!pool) return codec === 'jpeg2000' ? decodeJpeg2000Raw(bytes) : decodeJpegLsRaw(bytes);
+  const workers = decodePool();
+  if (!workers) return codec === 'jpeg2000' ? decodeJpeg2000Raw(bytes) : decodeJpegLsRaw(bytes);
   const copy = Uint8Array.from(bytes);
-  return (await pool.run({ codec, bytes: copy }, { transferList: [copy.buffer] })) as RawDecoded;
+  return (await workers.run({ codec, bytes: copy }, { transferList: [copy.buffer] })) as RawDecoded;
 }
