@@ -2,11 +2,13 @@
  * The `tessera` command line. Each command parses its flags into typed options once, calls the
  * engine, and turns a TesseraError into one line on stderr and a non-zero exit code.
  */
-import { writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { extname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
-import { DEFAULT_TILE_SPEC, TesseraError, configureDecoding, isTesseraError, openSlide, tileGrid, type Slide } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, resolveModel, tileGrid, type Slide } from '../engine/index.js';
+import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
 
@@ -16,6 +18,15 @@ Commands:
                                      write a region (x, y in level-0 pixels; W×H at level L)
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
+
+  embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
+                                     print one JSON line per image with its embedding
+  models list [--json]               list installed models
+  models add FILE.onnx (--preset NAME [--id ID] [--version V] | --manifest FILE.json)
+                                     validate an ONNX tile encoder and install it
+
+Models are installed under $TESSERA_HOME/models (default ~/.tessera/models; --models-dir DIR).
+Presets: ${Object.keys(PRESETS).join(', ')}.
 
 Options for region and tiles:
   --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
@@ -30,7 +41,7 @@ class UsageError extends Error {}
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -162,4 +173,93 @@ async function tiles(args: string[]): Promise<void> {
     const lines = grid.map((tile) => JSON.stringify({ x: tile.baseX, y: tile.baseY, width: tile.baseWidth, height: tile.baseHeight, tissue: Number(tile.tissue.toFixed(4)) }));
     if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   });
+}
+
+/** Where installed models live: --models-dir, else $TESSERA_HOME/models, else ~/.tessera/models. */
+function modelsDir(flag: string | undefined): string {
+  return flag ?? join(process.env.TESSERA_HOME ?? join(homedir(), '.tessera'), 'models');
+}
+
+async function embed(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    model: { type: 'string' },
+    device: { type: 'string' },
+    batch: { type: 'string' },
+    'models-dir': { type: 'string' },
+  });
+  if (positionals.length === 0) throw new UsageError('expected at least one image');
+  const batchSize = numberFlag(values.batch, 'batch', 32);
+  const model = resolveModel(values.model, modelsDir(values['models-dir']));
+  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), batchSize, preprocessThreads: 0 });
+  if (embedder.provider === 'cuda') process.stderr.write('tessera embed: using CUDA\n');
+  else if (embedder.fallbackReason && values.device === 'auto') process.stderr.write(`tessera embed: using CPU: ${embedder.fallbackReason}\n`);
+  try {
+    // Images are read in chunks of one batch, so a long list never sits in memory at once.
+    for (let start = 0; start < positionals.length; start += batchSize) {
+      const paths = positionals.slice(start, start + batchSize);
+      const images = [];
+      for (const path of paths) {
+        const slide = await openSlide(path);
+        try {
+          images.push(await slide.readRegion(0, 0, 0, slide.width, slide.height));
+        } finally {
+          slide.close();
+        }
+      }
+      const vectors = await embedder.embed(images);
+      const lines = vectors.map((vector, index) => JSON.stringify({ image: paths[index], model: model.manifest.id, dimension: vector.length, embedding: Array.from(vector, (v) => Number(v.toFixed(6))) }));
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+  } finally {
+    await embedder.close();
+  }
+}
+
+async function models(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action === 'list') {
+    const { values } = parse(rest, { json: { type: 'boolean' }, 'models-dir': { type: 'string' } });
+    const installed = listModels(modelsDir(values['models-dir']));
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(installed.map((m) => ({ ...m.manifest, bundled: m.bundled, bytes: modelFileBytes(m) })), null, 2)}\n`);
+      return;
+    }
+    const rows = installed.map((m) => [m.manifest.id, m.manifest.version, String(m.manifest.dimension), `${m.manifest.inputSize}px`, m.manifest.license, m.bundled ? 'bundled' : 'installed', `${(modelFileBytes(m) / 2 ** 20).toFixed(1)} MiB`]);
+    const header = ['id', 'version', 'dim', 'input', 'license', 'where', 'size'];
+    const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
+    for (const row of [header, ...rows]) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ')}\n`);
+    return;
+  }
+  if (action === 'add') {
+    const { values, positionals } = parse(rest, {
+      preset: { type: 'string' },
+      manifest: { type: 'string' },
+      id: { type: 'string' },
+      version: { type: 'string' },
+      'models-dir': { type: 'string' },
+    });
+    if (positionals.length !== 1) throw new UsageError('expected one ONNX file');
+    if ((values.preset === undefined) === (values.manifest === undefined)) throw new UsageError('give exactly one of --preset NAME or --manifest FILE.json');
+    let manifest: unknown;
+    if (values.manifest !== undefined) {
+      try {
+        manifest = JSON.parse(await readFile(values.manifest, 'utf8'));
+      } catch (error) {
+        throw new TesseraError('MODEL_INVALID', `${values.manifest}: cannot read the manifest: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const installed = await addModel(
+      {
+        onnxFile: positionals[0] as string,
+        ...(values.preset === undefined ? {} : { preset: values.preset }),
+        ...(manifest === undefined ? {} : { manifest }),
+        ...(values.id === undefined ? {} : { id: values.id }),
+        ...(values.version === undefined ? {} : { version: values.version }),
+      },
+      modelsDir(values['models-dir']),
+    );
+    process.stdout.write(`installed ${installed.manifest.id} ${installed.manifest.version} (${installed.manifest.dimension}-d) at ${installed.onnxPath}\n`);
+    return;
+  }
+  throw new UsageError('expected "models list" or "models add FILE.onnx …"');
 }

@@ -1,0 +1,33 @@
+/**
+ * Execution providers. CPU always works. CUDA needs the provider libraries that the npm package
+ * of onnxruntime-node does not ship (its installer downloads them; `npm run setup:cuda` copies
+ * them from an npm package instead) plus the CUDA and cuDNN runtime of the machine.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { TesseraError } from '../errors.js';
+
+export type DeviceRequest = { kind: 'auto' } | { kind: 'cpu' } | { kind: 'cuda'; deviceId: number };
+export type Provider = 'cpu' | 'cuda';
+
+export const CUDA_PROVIDER_LIBRARIES = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'] as const;
+
+/** Parses `auto`, `cpu`, `cuda` or `cuda:N`. */
+export function parseDevice(value: string): DeviceRequest {
+  if (value === 'auto' || value === 'cpu') return { kind: value };
+  const match = /^cuda(?::(\d+))?$/.exec(value);
+  if (match) return { kind: 'cuda', deviceId: Number(match[1] ?? 0) };
+  throw new TesseraError('INVALID_ARGUMENT', `device must be auto, cpu, cuda or cuda:N, got "${value}"`);
+}
+
+/** The folder holding onnxruntime-node's native binding and libonnxruntime.so. */
+export function onnxRuntimeBinDir(): string {
+  const packageJson = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+  return join(dirname(packageJson), 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/** The CUDA provider libraries missing beside libonnxruntime, by file name. */
+export function missingCudaLibraries(binDir = onnxRuntimeBinDir()): string[] {
+  return CUDA_PROVIDER_LIBRARIES.filter((library) => !existsSync(join(binDir, library)));
+}
