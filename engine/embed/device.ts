@@ -3,6 +3,7 @@
  * of onnxruntime-node does not ship (its installer downloads them; `npm run setup:cuda` copies
  * them from an npm package instead) plus the CUDA and cuDNN runtime of the machine.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -30,4 +31,20 @@ export function onnxRuntimeBinDir(): string {
 /** The CUDA provider libraries missing beside libonnxruntime, by file name. */
 export function missingCudaLibraries(binDir = onnxRuntimeBinDir()): string[] {
   return CUDA_PROVIDER_LIBRARIES.filter((library) => !existsSync(join(binDir, library)));
+}
+
+/**
+ * Shared libraries the CUDA provider needs that the dynamic loader cannot find (libcudart,
+ * libcublas, libcudnn, libcuda…), from `ldd`. Empty when all resolve or ldd is unavailable.
+ */
+export function missingCudaDependencies(binDir = onnxRuntimeBinDir()): string[] {
+  try {
+    const report = execFileSync('ldd', [join(binDir, 'libonnxruntime_providers_cuda.so')], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return report
+      .split('\n')
+      .filter((line) => line.includes('not found'))
+      .map((line) => line.trim().split(/\s/)[0] ?? line.trim());
+  } catch {
+    return [];
+  }
 }

@@ -1,6 +1,6 @@
 /** engine/embed: ONNX sessions, devices, preprocessing workers and batched embedding. */
 export { Embedder, checkModel, type EmbedderOptions, type EmbedderStats } from './embedder.js';
-export { parseDevice, missingCudaLibraries, onnxRuntimeBinDir, CUDA_PROVIDER_LIBRARIES, type DeviceRequest, type Provider } from './device.js';
+export { parseDevice, missingCudaLibraries, missingCudaDependencies, onnxRuntimeBinDir, CUDA_PROVIDER_LIBRARIES, type DeviceRequest, type Provider } from './device.js';
 export { openSession, type OpenedSession } from './session.js';
 export { poolAndNormalize, l2Normalize } from './pooling.js';
 export { PreprocessPool } from './preprocess-pool.js';

@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { TesseraError } from '../errors.js';
-import { missingCudaLibraries, onnxRuntimeBinDir, type DeviceRequest, type Provider } from './device.js';
+import { missingCudaDependencies, missingCudaLibraries, onnxRuntimeBinDir, type DeviceRequest, type Provider } from './device.js';
 
 export interface OpenedSession {
   session: ort.InferenceSession;
@@ -24,6 +24,9 @@ function cpuOptions(intraOpThreads: number): ort.InferenceSession.SessionOptions
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    // Errors reach the caller as exceptions with their message; ONNX Runtime's own log would
+    // print them a second time, unstructured.
+    logSeverityLevel: 4,
     intraOpNumThreads: intraOpThreads,
     // One request at a time per session: inter-op parallelism only adds thread contention.
     interOpNumThreads: 1,
@@ -42,9 +45,12 @@ export async function openSession(onnxPath: string, options: SessionOptions): Pr
   if (device.kind !== 'cpu') {
     const deviceId = device.kind === 'cuda' ? device.deviceId : 0;
     const missing = missingCudaLibraries();
+    const missingSystem = missing.length > 0 ? [] : missingCudaDependencies();
     let reason: string;
     if (missing.length > 0) {
       reason = `CUDA provider libraries missing from ${onnxRuntimeBinDir()}: ${missing.join(', ')} (run "npm run setup:cuda")`;
+    } else if (missingSystem.length > 0) {
+      reason = `the CUDA provider needs libraries the loader cannot find: ${missingSystem.join(', ')} (install CUDA 13 and cuDNN 9, or add their folders to LD_LIBRARY_PATH)`;
     } else {
       try {
         const session = await ort.InferenceSession.create(onnxPath, {

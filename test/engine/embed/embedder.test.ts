@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Embedder, TesseraError, addModel, openSlide, resolveModel, type RgbImage } from '../../../engine/index.js';
+import { Embedder, TesseraError, addModel, missingCudaLibraries, openSlide, resolveModel, type RgbImage } from '../../../engine/index.js';
 import { DEFAULT_MODEL_ID, parseManifest, type InstalledModel, type ModelManifest } from '../../../models/index.js';
 import { SHARED_MISSING, TILES, hasSharedData } from '../../shared-data.js';
 import { channelMeanModel, pixelTokensModel } from './tiny-models.js';
@@ -129,16 +129,25 @@ describe('embedder with generated models', () => {
     await expectModelError(addModel({ onnxFile: channelMean, preset: 'uni' }, home), 'MODEL_INVALID', /is 4×4 but the manifest says inputSize 224/);
   });
 
-  it('says which CUDA library is missing when CUDA is asked for, and falls back with auto', async () => {
+  it('says which CUDA library is missing when CUDA is asked for, and falls back to CPU with auto', async () => {
     const model = tinyModel(channelMean);
-    const { missingCudaLibraries } = await import('../../../engine/index.js');
-    const missing = missingCudaLibraries();
-    if (missing.length === 0) return; // a machine with the CUDA provider installed: covered by bench:embed
-    await expectModelError(Embedder.create(model, { device: { kind: 'cuda', deviceId: 0 } }), 'DEVICE_UNAVAILABLE', new RegExp(`cuda:0 requested but unavailable: .*${missing[0]!.replaceAll('.', '\\.')}.*npm run setup:cuda`));
+    const cuda = await Embedder.create(model, { device: { kind: 'cuda', deviceId: 0 } }).then(
+      async (embedder) => (await embedder.close(), embedder.provider),
+      (error: unknown) => error,
+    );
+    if (cuda === 'cuda') return; // a GPU machine with the provider installed: bench:embed covers it
+    expect(cuda).toBeInstanceOf(TesseraError);
+    expect((cuda as TesseraError).code).toBe('DEVICE_UNAVAILABLE');
+    // Without the provider: its file name and the fix; with it but no CUDA: the system libraries.
+    expect((cuda as TesseraError).message).toMatch(/cuda:0 requested but unavailable: .*(libonnxruntime_providers_cuda\.so.*npm run setup:cuda|lib\w+\.so[.\d]*.*LD_LIBRARY_PATH)/);
     const auto = await Embedder.create(model, { device: { kind: 'auto' } });
     expect(auto.provider).toBe('cpu');
-    expect(auto.fallbackReason).toContain('libonnxruntime_providers');
+    expect(auto.fallbackReason).toMatch(/lib\w+\.so/);
     await auto.close();
+  });
+
+  it('lists the CUDA provider libraries a folder lacks', () => {
+    expect(missingCudaLibraries(scratch)).toEqual(['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']);
   });
 });
 
