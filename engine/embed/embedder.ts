@@ -4,14 +4,13 @@
  * Preprocessing runs on worker threads and the next batch is prepared while ONNX Runtime runs
  * the current one, so decoding, preprocessing and inference overlap.
  */
-import ort from 'onnxruntime-node';
 import type { InstalledModel, ModelManifest } from '../../models/index.js';
 import { TesseraError } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { DeviceRequest, Provider } from './device.js';
 import { poolAndNormalize, pooledDimension } from './pooling.js';
-import { PreprocessPool } from './preprocess-pool.js';
-import { openSession } from './session.js';
+import { PreprocessPool, type PreparedBatch } from './preprocess-pool.js';
+import { openSession, type OutputTensor, type WorkerSession } from './session.js';
 
 export interface EmbedderOptions {
   device?: DeviceRequest;
@@ -19,7 +18,7 @@ export interface EmbedderOptions {
   batchSize?: number;
   /** ONNX Runtime threads per operator (default: every core). */
   intraOpThreads?: number;
-  /** Preprocessing worker threads (default cores − 1; 0 preprocesses on the calling thread). */
+  /** Preprocessing worker threads (default: one per core; 0 preprocesses on the calling thread). */
   preprocessThreads?: number;
 }
 
@@ -37,7 +36,7 @@ export class Embedder {
 
   private constructor(
     readonly manifest: ModelManifest,
-    private readonly session: ort.InferenceSession,
+    private readonly session: WorkerSession,
     readonly provider: Provider,
     /** Why `auto` fell back to CPU, if it did. */
     readonly fallbackReason: string | undefined,
@@ -71,39 +70,56 @@ export class Embedder {
    * pixel buffers move to the preprocessing threads (zero copy) and are unusable afterwards.
    */
   async embed(images: RgbImage[]): Promise<Float32Array[]> {
-    const spec = this.manifest;
     const results: Float32Array[] = [];
-    const prepare = (start: number) => (start < images.length ? Promise.all(images.slice(start, start + this.batchSize).map((image) => this.preprocess.run(image, spec))) : null);
+    const prepare = (start: number) => (start < images.length ? this.prepare(images.slice(start, start + this.batchSize)) : null);
     let next = prepare(0);
     for (let start = 0; start < images.length; start += this.batchSize) {
-      const waitStarted = performance.now();
-      const inputs = await (next as Promise<Float32Array[]>);
-      this.stats.preprocessWaitMs += performance.now() - waitStarted;
+      const current = next as Promise<PreparedBatch>;
       next = prepare(start + this.batchSize);
-      results.push(...(await this.embedPreprocessed(inputs)));
+      results.push(...(await this.embedPrepared(current)));
     }
     return results;
   }
 
-  /** Runs inference on preprocessed inputs (3 × inputSize² floats each). One call at a time per session. */
-  async embedPreprocessed(inputs: Float32Array[]): Promise<Float32Array[]> {
-    const previous = this.running;
-    const run = previous.then(() => this.infer(inputs));
+  /**
+   * Preprocesses tiles on the worker threads (resize, channel order, mean/std) into one batch
+   * tensor, without waiting for the model: callers start the next batch's preprocessing while
+   * the current one runs. The tiles' pixel buffers move to the workers.
+   */
+  prepare(images: RgbImage[]): Promise<PreparedBatch> {
+    return this.preprocess.batch(images, this.manifest);
+  }
+
+  /** Embeds a batch handed to `prepare`, recording how long inference waited for it. */
+  async embedPrepared(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
+    const waitStarted = performance.now();
+    const batch = await prepared;
+    this.stats.preprocessWaitMs += performance.now() - waitStarted;
+    return this.embedBatch(batch);
+  }
+
+  /** Runs inference on preprocessed tensors (3 × inputSize² floats each). */
+  embedPreprocessed(inputs: Float32Array[]): Promise<Float32Array[]> {
+    const length = 3 * this.manifest.inputSize ** 2;
+    const data = new Float32Array(inputs.length * length);
+    inputs.forEach((input, index) => data.set(input, index * length));
+    return this.embedBatch({ data, count: inputs.length });
+  }
+
+  /** One inference call at a time per session; calls queue in order. */
+  private embedBatch(batch: PreparedBatch): Promise<Float32Array[]> {
+    const run = this.running.then(() => this.infer(batch));
     this.running = run.catch(() => undefined);
     return run;
   }
 
-  private async infer(inputs: Float32Array[]): Promise<Float32Array[]> {
+  private async infer(batch: PreparedBatch): Promise<Float32Array[]> {
     const size = this.manifest.inputSize;
-    const perTile = 3 * size * size;
-    const batch = new Float32Array(inputs.length * perTile);
-    inputs.forEach((input, index) => batch.set(input, index * perTile));
     const started = performance.now();
-    const output = await this.session.run({ [this.manifest.input]: new ort.Tensor('float32', batch, [inputs.length, 3, size, size]) }, [this.manifest.output]);
+    const tensor = await this.session.run(this.manifest.input, batch.data, [batch.count, 3, size, size], this.manifest.output);
     this.stats.inferenceMs += performance.now() - started;
-    this.stats.tiles += inputs.length;
-    const tensor = output[this.manifest.output] as ort.Tensor;
-    return poolAndNormalize(tensor.data as Float32Array, tensor.dims, this.manifest.pooling, this.manifest.patchTokensFrom);
+    this.stats.tiles += batch.count;
+    return poolAndNormalize(tensor.data, tensor.dims, this.manifest.pooling, this.manifest.patchTokensFrom);
   }
 
   async close(): Promise<void> {
@@ -117,7 +133,7 @@ export class Embedder {
  * size, the named output exists, and a dummy batch of two pools to the manifest's dimension.
  * @throws TesseraError MODEL_INVALID naming what differs
  */
-export async function checkModel(session: ort.InferenceSession, manifest: ModelManifest): Promise<void> {
+export async function checkModel(session: WorkerSession, manifest: ModelManifest): Promise<void> {
   const invalid = (reason: string): never => {
     throw new TesseraError('MODEL_INVALID', `model ${manifest.id}: ${reason}`);
   };
@@ -135,10 +151,9 @@ export async function checkModel(session: ort.InferenceSession, manifest: ModelM
     if (inputMeta.type !== 'float32') invalid(`input "${manifest.input}" is ${inputMeta.type}; expected float32`);
   }
   const size = manifest.inputSize;
-  let output: ort.Tensor;
+  let output: OutputTensor;
   try {
-    const result = await session.run({ [manifest.input]: new ort.Tensor('float32', new Float32Array(2 * 3 * size * size), [2, 3, size, size]) }, [manifest.output]);
-    output = result[manifest.output] as ort.Tensor;
+    output = await session.run(manifest.input, new Float32Array(2 * 3 * size * size), [2, 3, size, size], manifest.output);
   } catch (error) {
     return invalid(`fails on a test batch of 2 × 3 × ${size} × ${size}: ${(error as Error).message.split('\n')[0]}`);
   }

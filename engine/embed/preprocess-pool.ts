@@ -1,7 +1,8 @@
 /**
- * Preprocessing on worker threads (piscina), so that the main thread keeps decoding tiles and
- * feeding ONNX Runtime while pixels are resized and normalized. Pixel buffers go to the worker by
- * transfer when they own their memory (no copy), and the float tensors come back by transfer.
+ * Preprocessing on worker threads (piscina), so that the main thread keeps reading tiles while
+ * pixels are resized and normalized. Pixel buffers go to the workers by transfer when they own
+ * their memory, and the workers write straight into a shared batch tensor: nothing is copied
+ * back.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -9,37 +10,54 @@ import { Piscina } from 'piscina';
 import type { RgbImage } from '../slide/index.js';
 import { preprocessTile, type PreprocessSpec } from './preprocess.mjs';
 
+/** A batch of preprocessed tiles: `count` tensors of 3 × size × size floats, back to back. */
+export interface PreparedBatch {
+  data: Float32Array;
+  count: number;
+}
+
 export class PreprocessPool {
   private readonly pool: Piscina | null;
 
   /** `threads` 0 preprocesses on the calling thread (tests, one-off CLI calls). */
-  constructor(threads = Math.max(1, availableParallelism() - 1)) {
+  constructor(threads = availableParallelism()) {
     this.pool =
       threads > 0
         ? new Piscina({ filename: fileURLToPath(new URL('./preprocess.mjs', import.meta.url)), minThreads: 1, maxThreads: threads, idleTimeout: 10_000 })
         : null;
   }
 
-  async run(image: RgbImage, spec: PreprocessSpec): Promise<Float32Array> {
-    const task = { width: image.width, height: image.height, spec };
-    if (!this.pool) return preprocessTile({ ...task, pixels: image.data });
-    const data = image.data;
-    // A Buffer that owns its whole ArrayBuffer can move; one inside a shared slab must be copied.
-    const ownsMemory = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    const pixels = ownsMemory ? new Uint8Array(data.buffer) : Uint8Array.from(data);
-    try {
-      return (await this.pool.run({ ...task, pixels }, { transferList: [pixels.buffer as ArrayBuffer] })) as Float32Array;
-    } catch (error) {
-      // External memory (native decoders) cannot be transferred: send a copy instead.
-      if (ownsMemory && error instanceof Error && /transfer|detach/i.test(error.message)) {
-        const copy = Uint8Array.from(data);
-        return (await this.pool.run({ ...task, pixels: copy }, { transferList: [copy.buffer] })) as Float32Array;
+  /** Preprocesses images into one batch tensor. The images' pixel buffers move to the workers. */
+  async batch(images: RgbImage[], spec: PreprocessSpec): Promise<PreparedBatch> {
+    const length = 3 * spec.inputSize * spec.inputSize;
+    if (!this.pool) {
+      const data = new Float32Array(images.length * length);
+      for (const [index, image] of images.entries()) {
+        await preprocessTile({ pixels: image.data, width: image.width, height: image.height, spec, out: data.subarray(index * length, (index + 1) * length) });
       }
-      throw error;
+      return { data, count: images.length };
     }
+    const pool = this.pool;
+    const shared = new SharedArrayBuffer(images.length * length * 4);
+    await Promise.all(
+      images.map((image, index) => {
+        const pixels = movablePixels(image.data);
+        return pool.run({ pixels, width: image.width, height: image.height, spec, batch: shared, offset: index * length, length }, { transferList: pixels === image.data ? [] : [pixels.buffer as ArrayBuffer] });
+      }),
+    );
+    return { data: new Float32Array(shared), count: images.length };
   }
 
   async close(): Promise<void> {
     await this.pool?.destroy();
   }
+}
+
+/**
+ * A Buffer that owns its whole ArrayBuffer moves without a copy (a view of it is returned for the
+ * transfer list); one inside a shared slab or external memory is sent as is (structured-clone copy).
+ */
+function movablePixels(data: Buffer): Uint8Array {
+  const owns = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+  return owns ? new Uint8Array(data.buffer) : data;
 }

@@ -2,7 +2,7 @@
 export { openSlide, type OpenSlideOptions } from './open-slide.js';
 export type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
 export type { RgbImage } from './rgb-image.js';
-export { MAX_REGION_PIXELS } from './tiled-slide.js';
+export { MAX_REGION_PIXELS, type SlideAccess } from './tiled-slide.js';
 export { tileCache, DEFAULT_TILE_CACHE_BYTES } from './tile-cache.js';
 export { configureDecoding, type DecodeOptions } from './codecs/decode-pool.js';
 export { hasNativeJpeg } from './codecs/jpeg.js';

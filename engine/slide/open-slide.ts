@@ -13,7 +13,7 @@ import { isAperio, openSvs } from './svs.js';
 import { openGenericTiff } from './tiff.js';
 import { isTiled } from './tiff-level.js';
 import { parseTiff, type TiffIfd } from './tiff-file.js';
-import { TiledSlide, type SlideSource } from './tiled-slide.js';
+import { TiledSlide, type SlideAccess, type SlideSource } from './tiled-slide.js';
 
 export interface OpenSlideOptions {
   /**
@@ -23,6 +23,8 @@ export interface OpenSlideOptions {
   roots?: string[];
   /** Calibration for plain images, which carry none (µm per pixel). */
   imageMpp?: [number, number];
+  /** `sequential` when reading the slide tile after tile (indexing); default `random`. */
+  access?: SlideAccess;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
     throw new TesseraError('SLIDE_CORRUPT', `${name}: ${(error as Error).message ?? String(error)}`, { cause: error });
   }
   try {
-    return new TiledSlide(source, name);
+    return new TiledSlide(source, name, options.access);
   } catch (error) {
     source.close();
     throw error;

@@ -10,6 +10,13 @@ import type { RgbImage } from './rgb-image.js';
 import { tileCache } from './tile-cache.js';
 import type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
 
+/**
+ * `random`: reads land anywhere (queries, benchmarks): a tile mostly not needed is decoded in
+ * part and not cached. `sequential`: neighbouring reads follow (tiling a slide): every tile is
+ * decoded whole once and cached for the next read.
+ */
+export type SlideAccess = 'random' | 'sequential';
+
 /** One pyramid level as a format module provides it. */
 export interface LevelReader {
   level: SlideLevel;
@@ -66,6 +73,8 @@ export class TiledSlide implements Slide {
     private readonly source: SlideSource,
     /** Display name for errors (a file name, never a full path). */
     readonly name: string,
+    /** How regions will be read: see OpenSlideOptions.access. */
+    private readonly access: SlideAccess = 'random',
   ) {
     const first = source.levels[0];
     if (!first) throw new TesseraError('SLIDE_CORRUPT', `${name}: no readable image level`);
@@ -137,7 +146,7 @@ export class TiledSlide implements Slide {
         const cached = this.cachedTile(level, col, row);
         if (cached) {
           copy(cached, { x: 0, y: 0 });
-        } else if (reader.partialDecode && crop.width * crop.height < PARTIAL_DECODE_SHARE * tileWidth * tileHeight) {
+        } else if (this.access === 'random' && reader.partialDecode && crop.width * crop.height < PARTIAL_DECODE_SHARE * tileWidth * tileHeight) {
           pending.push(this.decodeTile(level, reader, col, row, crop).then((part) => copy(part, crop)));
         } else {
           const tile = this.tile(level, reader, col, row);

@@ -67,16 +67,18 @@ export async function tileGrid(slide: Slide, name: string, options: TileGridOpti
 
 /**
  * Reads one grid tile at the target resolution: from the coarsest level that is still at least as
- * fine as the target, then resized to exactly `sizePx × sizePx` with sharp.
+ * fine as the target, then resized to exactly `sizePx × sizePx` with sharp. With `resize: false`
+ * the tile comes at that level's resolution (a little larger than `sizePx` when the level is
+ * finer), for a consumer that resizes anyway, such as an embedder whose input is another size.
  */
-export async function readGridTile(slide: Slide, tile: GridTile, spec: TileSpec = DEFAULT_TILE_SPEC): Promise<RgbImage> {
+export async function readGridTile(slide: Slide, tile: GridTile, spec: TileSpec = DEFAULT_TILE_SPEC, options: { resize?: boolean } = {}): Promise<RgbImage> {
   const downsample = tile.baseWidth / spec.sizePx;
   const level = slide.levelForDownsample(downsample);
   const levelDownsample = slide.levels[level]?.downsample ?? 1;
   const lvlWidth = Math.max(1, Math.round(tile.baseWidth / levelDownsample));
   const lvlHeight = Math.max(1, Math.round(tile.baseHeight / levelDownsample));
   const region = await slide.readRegion(level, tile.baseX, tile.baseY, lvlWidth, lvlHeight);
-  if (lvlWidth === spec.sizePx && lvlHeight === spec.sizePx) return region;
+  if ((lvlWidth === spec.sizePx && lvlHeight === spec.sizePx) || options.resize === false) return region;
   const data = await sharp(region.data, { raw: { width: lvlWidth, height: lvlHeight, channels: 3 } })
     .resize(spec.sizePx, spec.sizePx, { fit: 'fill' })
     .raw()

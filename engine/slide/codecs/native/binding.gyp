@@ -4,7 +4,7 @@
       "target_name": "jpeg_region",
       "sources": ["jpeg_region.c"],
       "libraries": ["-ljpeg"],
-      "cflags": ["-O2", "-Wall"]
+      "cflags": ["-O3", "-Wall"]
     }
   ]
 }

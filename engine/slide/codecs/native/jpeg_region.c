@@ -9,6 +9,8 @@
  *
  * decodeRegion(jpeg: Buffer, x, y, width, height): Promise<{ data: Buffer, width, height }>
  * (x, y, width, height in pixels of the JPEG; the part is clamped to the image; output RGB).
+ *
+ * The module also holds normalizeTile (below), the embedder's per-pixel loop, for the same reason.
  */
 #include <node_api.h>
 #include <setjmp.h>
@@ -180,9 +182,47 @@ static napi_value decode_region(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * normalizeTile(rgb: Uint8Array, out: Float32Array, scale: Float32Array(3), offset: Float32Array(3), bgr: boolean)
+ * Writes planar float32 CHW: out[c][i] = rgb[i][source c] * scale[c] + offset[c]. The same loop
+ * in JavaScript costs about 0.5 ms per 224 px tile, a tenth of a CPU model's inference time;
+ * compiled, it vectorizes. Synchronous: it runs on the preprocessing worker threads.
+ */
+static napi_value normalize_tile(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  napi_typedarray_type type;
+  size_t rgb_length, out_length, scale_length, offset_length;
+  void *rgb, *out, *scale, *offset;
+  if (argc < 5 || napi_get_typedarray_info(env, args[0], &type, &rgb_length, &rgb, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      napi_get_typedarray_info(env, args[1], &type, &out_length, &out, NULL, NULL) != napi_ok || type != napi_float32_array ||
+      napi_get_typedarray_info(env, args[2], &type, &scale_length, &scale, NULL, NULL) != napi_ok || type != napi_float32_array || scale_length != 3 ||
+      napi_get_typedarray_info(env, args[3], &type, &offset_length, &offset, NULL, NULL) != napi_ok || type != napi_float32_array || offset_length != 3 ||
+      rgb_length % 3 != 0 || out_length != rgb_length) {
+    napi_throw_type_error(env, NULL, "normalizeTile(rgb: Uint8Array, out: Float32Array of the same length, scale: Float32Array(3), offset: Float32Array(3), bgr: boolean)");
+    return NULL;
+  }
+  bool bgr = false;
+  napi_get_value_bool(env, args[4], &bgr);
+  const unsigned char *pixels = rgb;
+  float *planes = out;
+  const float *s = scale, *o = offset;
+  size_t count = rgb_length / 3;
+  for (int c = 0; c < 3; c++) {
+    int source = bgr ? 2 - c : c;
+    float *plane = planes + (size_t)c * count;
+    const float sc = s[c], of = o[c];
+    for (size_t i = 0; i < count; i++) plane[i] = (float)pixels[i * 3 + source] * sc + of;
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   napi_create_function(env, "decodeRegion", NAPI_AUTO_LENGTH, decode_region, NULL, &fn);
   napi_set_named_property(env, exports, "decodeRegion", fn);
+  napi_create_function(env, "normalizeTile", NAPI_AUTO_LENGTH, normalize_tile, NULL, &fn);
+  napi_set_named_property(env, exports, "normalizeTile", fn);
   return exports;
 }
