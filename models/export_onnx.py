@@ -19,12 +19,6 @@ import torch
 # name: (builder, output kind, input size)
 TIMM = {
     "uni": ("vit_large_patch16_224", dict(img_size=224, patch_size=16, init_values=1e-5, num_classes=0, dynamic_img_size=True), 224),
-    "uni2-h": (
-        "vit_giant_patch14_224",
-        dict(img_size=224, patch_size=14, depth=24, num_heads=24, init_values=1e-5, embed_dim=1536, mlp_ratio=2.66667 * 2,
-             num_classes=0, no_embed_class=True, reg_tokens=8, dynamic_img_size=True),
-        224,
-    ),
     "h-optimus-0": ("vit_giant_patch14_reg4_dinov2", dict(img_size=224, num_classes=0, init_values=1e-5, dynamic_img_size=False), 224),
     "h-optimus-1": ("vit_giant_patch14_reg4_dinov2", dict(img_size=224, num_classes=0, init_values=1e-5, dynamic_img_size=False), 224),
     "gigapath-tile": ("vit_giant_patch14_dinov2", dict(img_size=224, num_classes=0, init_values=1e-5), 224),
@@ -66,6 +60,16 @@ def build(name, args):
         if args.weights:
             model.load_state_dict(torch.load(args.weights, map_location="cpu"), strict=True)
         return Pooled(model), "embedding", size
+    if name == "uni2-h":
+        import timm
+        from timm.layers import SwiGLUPacked
+
+        model = timm.create_model("vit_giant_patch14_224", pretrained=False, img_size=224, patch_size=14, depth=24, num_heads=24,
+                                  init_values=1e-5, embed_dim=1536, mlp_ratio=2.66667 * 2, num_classes=0, no_embed_class=True,
+                                  mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU, reg_tokens=8, dynamic_img_size=True)
+        if args.weights:
+            model.load_state_dict(torch.load(args.weights, map_location="cpu"), strict=True)
+        return Pooled(model), "embedding", 224
     if name == "virchow2":
         import timm
         from timm.layers import SwiGLUPacked
@@ -110,7 +114,7 @@ def export(module, output, size, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=sorted([*TIMM, "virchow2", "phikon-v2", "ctranspath"]))
+    parser.add_argument("model", choices=sorted([*TIMM, "uni2-h", "virchow2", "phikon-v2", "ctranspath"]))
     parser.add_argument("--weights", help="state dict (.bin/.pth) for timm models")
     parser.add_argument("--hf", help="local Hugging Face folder or cached id (transformers models)")
     parser.add_argument("--out", required=True)
