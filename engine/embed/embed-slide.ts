@@ -20,35 +20,39 @@ export interface EmbeddedTile extends SlideTile {
 
 export interface EmbedTilesStats {
   tiles: number;
-  /** Wall time inference waited for tile reads (not hidden behind the previous batch). */
-  readWaitMs: number;
 }
 
-/** Yields each tile with its embedding, in the order given, one batch at a time. */
+/**
+ * Yields each tile with its embedding, in the order given, one batch at a time. Keeps one batch
+ * more in flight than the embedder has sessions: while the sessions infer, the next batch is read
+ * and preprocessed.
+ */
 export async function* embedTiles(tiles: Iterable<SlideTile>, embedder: Embedder, spec: TileSpec, stats?: EmbedTilesStats): AsyncGenerator<EmbeddedTile[]> {
   const iterator = tiles[Symbol.iterator]();
-  // Each batch is read, then handed to the preprocessing workers, as one promise; the next batch
-  // starts before the current one goes to the model, so the three stages overlap.
-  const startBatch = () => {
+  const startBatch = (): Promise<EmbeddedTile[]> | null => {
     const refs: SlideTile[] = [];
-    for (let item = iterator.next(); !item.done; item = refs.length < embedder.batchSize ? iterator.next() : { done: true, value: undefined }) {
+    while (refs.length < embedder.batchSize) {
+      const item = iterator.next();
+      if (item.done) break;
       refs.push(item.value);
-      if (refs.length === embedder.batchSize) break;
     }
     if (refs.length === 0) return null;
     // Preprocessing resizes to the model's input on a worker: reading need not resize first.
     const read = Promise.all(refs.map(({ slide, tile }) => readGridTile(slide, tile, spec, { resize: false })));
-    return { refs, read, prepared: read.then((images) => embedder.prepare(images)) };
+    const embedded = embedder.embedPrepared(read.then((images) => embedder.prepare(images)));
+    return embedded.then((vectors) => vectors.map((embedding, index) => ({ ...(refs[index] as SlideTile), embedding })));
   };
-  let next = startBatch();
-  while (next) {
-    const current = next;
-    const waitStarted = performance.now();
-    await current.read;
-    if (stats) stats.readWaitMs += performance.now() - waitStarted;
-    next = startBatch();
-    const vectors = await embedder.embedPrepared(current.prepared);
-    if (stats) stats.tiles += vectors.length;
-    yield vectors.map((embedding, index) => ({ ...(current.refs[index] as SlideTile), embedding }));
+  const inFlight: Array<Promise<EmbeddedTile[]>> = [];
+  for (;;) {
+    while (inFlight.length <= embedder.parallelism) {
+      const batch = startBatch();
+      if (!batch) break;
+      inFlight.push(batch);
+    }
+    const next = inFlight.shift();
+    if (!next) return;
+    const batch = await next;
+    if (stats) stats.tiles += batch.length;
+    yield batch;
   }
 }

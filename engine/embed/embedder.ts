@@ -4,6 +4,7 @@
  * Preprocessing runs on worker threads and the next batch is prepared while ONNX Runtime runs
  * the current one, so decoding, preprocessing and inference overlap.
  */
+import { availableParallelism } from 'node:os';
 import type { InstalledModel, ModelManifest } from '../../models/index.js';
 import { TesseraError } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
@@ -16,7 +17,14 @@ export interface EmbedderOptions {
   device?: DeviceRequest;
   /** Tiles per inference call (default 32). */
   batchSize?: number;
-  /** ONNX Runtime threads per operator (default: every core). */
+  /**
+   * Sessions running batches side by side (default on CPU: one per core, one thread each; on
+   * CUDA: one). Several single-threaded sessions degrade gracefully when decoding and
+   * preprocessing take a core for a moment; one session spread over both cores stalls every
+   * operator on its slowest thread. Each session holds its own copy of the model.
+   */
+  sessions?: number;
+  /** ONNX Runtime threads per operator in each session (default: cores / sessions). */
   intraOpThreads?: number;
   /** Preprocessing worker threads (default: one per core; 0 preprocesses on the calling thread). */
   preprocessThreads?: number;
@@ -25,27 +33,37 @@ export interface EmbedderOptions {
 /** Time spent per stage since the embedder was created, in milliseconds of wall time. */
 export interface EmbedderStats {
   tiles: number;
+  /** Inference time summed over sessions (can exceed wall time when sessions run side by side). */
   inferenceMs: number;
-  /** Time inference waited for preprocessing (zero when preprocessing keeps ahead). */
+  /** Time sessions sat idle waiting for preprocessing (zero when preprocessing keeps ahead), summed over sessions. */
   preprocessWaitMs: number;
 }
 
 export class Embedder {
   readonly stats: EmbedderStats = { tiles: 0, inferenceMs: 0, preprocessWaitMs: 0 };
-  private running: Promise<unknown> = Promise.resolve();
+  /** Per session, the promise of its last queued batch. */
+  private readonly running: Array<Promise<unknown>>;
+  private nextSession = 0;
 
   private constructor(
     readonly manifest: ModelManifest,
-    private readonly session: WorkerSession,
+    private readonly sessions: WorkerSession[],
     readonly provider: Provider,
     /** Why `auto` fell back to CPU, if it did. */
     readonly fallbackReason: string | undefined,
     private readonly preprocess: PreprocessPool,
     readonly batchSize: number,
-  ) {}
+  ) {
+    this.running = sessions.map(() => Promise.resolve());
+  }
 
   get dimension(): number {
     return this.manifest.dimension;
+  }
+
+  /** How many batches can run at once: callers keep this many in flight to use every session. */
+  get parallelism(): number {
+    return this.sessions.length;
   }
 
   /**
@@ -55,14 +73,22 @@ export class Embedder {
   static async create(model: InstalledModel, options: EmbedderOptions = {}): Promise<Embedder> {
     const batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 4096) throw new TesseraError('INVALID_ARGUMENT', `batch size must be an integer from 1 to 4096, got ${batchSize}`);
-    const opened = await openSession(model.onnxPath, { device: options.device ?? { kind: 'auto' }, ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}) });
+    const device = options.device ?? { kind: 'auto' };
+    const cores = availableParallelism();
+    const cpuSessions = options.sessions ?? Math.max(1, Math.min(cores, 4));
+    const intraOpThreads = options.intraOpThreads ?? Math.max(1, Math.floor(cores / cpuSessions));
+    const first = await openSession(model.onnxPath, { device, intraOpThreads });
+    const sessions = [first.session];
     try {
-      await checkModel(opened.session, model.manifest);
+      await checkModel(first.session, model.manifest);
+      // A GPU runs one batch at a time well; on CPU, more sessions share the cores.
+      const count = first.provider === 'cuda' ? (options.sessions ?? 1) : cpuSessions;
+      for (let i = 1; i < count; i++) sessions.push((await openSession(model.onnxPath, { device: { kind: first.provider === 'cuda' ? 'cuda' : 'cpu', deviceId: 0 } as DeviceRequest, intraOpThreads })).session);
     } catch (error) {
-      await opened.session.release();
+      await Promise.all(sessions.map((session) => session.release()));
       throw error;
     }
-    return new Embedder(model.manifest, opened.session, opened.provider, opened.fallbackReason, new PreprocessPool(options.preprocessThreads), batchSize);
+    return new Embedder(model.manifest, sessions, first.provider, first.fallbackReason, new PreprocessPool(options.preprocessThreads), batchSize);
   }
 
   /**
@@ -70,15 +96,13 @@ export class Embedder {
    * pixel buffers move to the preprocessing threads (zero copy) and are unusable afterwards.
    */
   async embed(images: RgbImage[]): Promise<Float32Array[]> {
-    const results: Float32Array[] = [];
-    const prepare = (start: number) => (start < images.length ? this.prepare(images.slice(start, start + this.batchSize)) : null);
-    let next = prepare(0);
+    // Every batch is prepared and queued at once: sessions take them in turn, and preprocessing
+    // of later batches overlaps inference of earlier ones. Callers bound how many images they pass.
+    const batches: Array<Promise<Float32Array[]>> = [];
     for (let start = 0; start < images.length; start += this.batchSize) {
-      const current = next as Promise<PreparedBatch>;
-      next = prepare(start + this.batchSize);
-      results.push(...(await this.embedPrepared(current)));
+      batches.push(this.embedPrepared(this.prepare(images.slice(start, start + this.batchSize))));
     }
-    return results;
+    return (await Promise.all(batches)).flat();
   }
 
   /**
@@ -90,12 +114,13 @@ export class Embedder {
     return this.preprocess.batch(images, this.manifest);
   }
 
-  /** Embeds a batch handed to `prepare`, recording how long inference waited for it. */
-  async embedPrepared(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
-    const waitStarted = performance.now();
-    const batch = await prepared;
-    this.stats.preprocessWaitMs += performance.now() - waitStarted;
-    return this.embedBatch(batch);
+  /**
+   * Embeds a batch handed to `prepare`. The batch takes its place in a session's queue now, so
+   * batches run in the order this is called; the time a session sat waiting for preprocessing
+   * is recorded.
+   */
+  embedPrepared(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
+    return this.embedBatch(prepared);
   }
 
   /** Runs inference on preprocessed tensors (3 × inputSize² floats each). */
@@ -103,20 +128,27 @@ export class Embedder {
     const length = 3 * this.manifest.inputSize ** 2;
     const data = new Float32Array(inputs.length * length);
     inputs.forEach((input, index) => data.set(input, index * length));
-    return this.embedBatch({ data, count: inputs.length });
+    return this.embedBatch(Promise.resolve({ data, count: inputs.length }));
   }
 
-  /** One inference call at a time per session; calls queue in order. */
-  private embedBatch(batch: PreparedBatch): Promise<Float32Array[]> {
-    const run = this.running.then(() => this.infer(batch));
-    this.running = run.catch(() => undefined);
+  /** Batches go to the sessions in turn; each session runs its batches one at a time, in order. */
+  private embedBatch(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
+    const index = this.nextSession;
+    this.nextSession = (this.nextSession + 1) % this.sessions.length;
+    const run = (this.running[index] as Promise<unknown>).then(async () => {
+      const waitStarted = performance.now();
+      const batch = await prepared;
+      this.stats.preprocessWaitMs += performance.now() - waitStarted;
+      return this.infer(this.sessions[index] as WorkerSession, batch);
+    });
+    this.running[index] = run.catch(() => undefined);
     return run;
   }
 
-  private async infer(batch: PreparedBatch): Promise<Float32Array[]> {
+  private async infer(session: WorkerSession, batch: PreparedBatch): Promise<Float32Array[]> {
     const size = this.manifest.inputSize;
     const started = performance.now();
-    const tensor = await this.session.run(this.manifest.input, batch.data, [batch.count, 3, size, size], this.manifest.output);
+    const tensor = await session.run(this.manifest.input, batch.data, [batch.count, 3, size, size], this.manifest.output);
     this.stats.inferenceMs += performance.now() - started;
     this.stats.tiles += batch.count;
     return poolAndNormalize(tensor.data, tensor.dims, this.manifest.pooling, this.manifest.patchTokensFrom);
@@ -124,7 +156,7 @@ export class Embedder {
 
   async close(): Promise<void> {
     await this.preprocess.close();
-    await this.session.release();
+    await Promise.all(this.sessions.map((session) => session.release()));
   }
 }
 
