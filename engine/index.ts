@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './slide/index.js';
 export * from './tiling/index.js';
 export * from './embed/index.js';
+export * from './index/index.js';

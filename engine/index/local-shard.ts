@@ -1,0 +1,354 @@
+/**
+ * LocalShard: one shard on disk — an hnswlib index file, an LMDB environment and a manifest.
+ *
+ * Commit protocol (per slide): add the vectors to the in-memory graph; write the graph to a new
+ * file, fsync it and rename it over hnsw.bin; then commit the records to LMDB (the commit point);
+ * then rewrite manifest.json. A crash before the LMDB commit leaves vectors in hnsw.bin that no
+ * record names: opening the shard marks them deleted. So a shard is always at its last committed
+ * slide, and labels are never reused, so a deleted vector never comes back.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import hnswlib from 'hnswlib-node';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { TesseraError } from '../errors.js';
+import { EMPTY_FILTER, matches, type Filter } from './filter.js';
+import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
+
+const { HierarchicalNSW } = hnswlib;
+type Hnsw = InstanceType<typeof HierarchicalNSW>;
+
+const INITIAL_CAPACITY = 1024;
+/** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
+export const EXACT_SCAN_LIMIT = 4096;
+
+export interface SearchOptions {
+  k: number;
+  ef?: number;
+  filter?: Filter;
+  /** Slides whose tiles never come back (the query's own slide, say). */
+  excludeSlides?: ReadonlySet<string>;
+  /** Patients whose slides never come back (metadata field `patient_id`). */
+  excludePatients?: ReadonlySet<string>;
+}
+
+export interface NewTile {
+  tile: Omit<TileRecord, 'slideId'>;
+  vector: Float32Array;
+}
+
+export class LocalShard {
+  private readonly slides = new Map<SlideId, SlideRecord>();
+  private readonly tileSlide = new Map<Label, SlideId>();
+  private readonly tileMetadata = new Map<Label, Record<string, string>>();
+  private nextLabel = 0;
+  private commitNumber = 0;
+  private broken: Error | null = null;
+
+  private constructor(
+    readonly index: number,
+    private readonly dir: string,
+    private readonly info: IndexInfo,
+    private readonly hnsw: Hnsw,
+    private readonly env: RootDatabase,
+    private readonly tiles: Database<TileRecord, number>,
+    private readonly slideRecords: Database<SlideRecord, string>,
+    private readonly meta: Database<number, string>,
+    private readonly readOnly: boolean,
+  ) {}
+
+  /** Opens (or, when writable, creates) shard `index` in `dir`. */
+  static open(dir: string, index: number, info: IndexInfo, options: { readOnly?: boolean } = {}): LocalShard {
+    const readOnly = options.readOnly ?? false;
+    if (!readOnly) mkdirSync(dir, { recursive: true });
+    else if (!existsSync(join(dir, 'lmdb'))) throw new TesseraError('INDEX_CORRUPT', `shard ${index}: ${dir} has no LMDB environment`);
+    const manifestPath = join(dir, 'manifest.json');
+    if (existsSync(manifestPath)) {
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ShardManifest;
+      if (manifest.model.id !== info.model.id || manifest.model.version !== info.model.version || manifest.model.dimension !== info.model.dimension) {
+        throw new TesseraError('MODEL_MISMATCH', `shard ${index} was built with model ${manifest.model.id} ${manifest.model.version} (${manifest.model.dimension}-d), the index says ${info.model.id} ${info.model.version}`);
+      }
+    }
+    const env = open({ path: join(dir, 'lmdb'), maxDbs: 4, readOnly, compression: false });
+    const tiles = env.openDB<TileRecord, number>({ name: 'tiles', keyEncoding: 'uint32' });
+    const slides = env.openDB<SlideRecord, string>({ name: 'slides' });
+    const meta = env.openDB<number, string>({ name: 'meta' });
+    const hnsw = new HierarchicalNSW('cosine', info.model.dimension);
+    const hnswPath = join(dir, 'hnsw.bin');
+    if (existsSync(hnswPath)) hnsw.readIndexSync(hnswPath, false);
+    else hnsw.initIndex(INITIAL_CAPACITY, info.hnsw.M, info.hnsw.efConstruction, 100, false);
+    const shard = new LocalShard(index, dir, info, hnsw, env, tiles, slides, meta, readOnly);
+    shard.load();
+    return shard;
+  }
+
+  private load(): void {
+    this.nextLabel = this.meta.get('nextLabel') ?? 0;
+    this.commitNumber = this.meta.get('commit') ?? 0;
+    for (const { value } of this.slideRecords.getRange()) this.slides.set(value.slideId, value);
+    for (const { key, value } of this.tiles.getRange()) {
+      this.tileSlide.set(key, value.slideId);
+      if (value.metadata) this.tileMetadata.set(key, value.metadata);
+    }
+    // Vectors written to hnsw.bin by a commit that never reached LMDB: no record names them.
+    for (const label of this.hnsw.getIdsList()) {
+      if (!this.tileSlide.has(label)) {
+        try {
+          this.hnsw.markDelete(label);
+        } catch {
+          // Already deleted.
+        }
+      }
+    }
+    if (!this.readOnly) this.writeManifest();
+  }
+
+  get slideCount(): number {
+    return this.slides.size;
+  }
+
+  get tileCount(): number {
+    return this.tileSlide.size;
+  }
+
+  slide(slideId: string): SlideRecord | undefined {
+    return this.slides.get(slideId as SlideId);
+  }
+
+  slideIds(): SlideId[] {
+    return [...this.slides.keys()];
+  }
+
+  tile(label: Label): TileRecord | undefined {
+    return this.tiles.get(label);
+  }
+
+  vector(label: Label): Float32Array {
+    return Float32Array.from(this.hnsw.getPoint(label));
+  }
+
+  /**
+   * Adds a slide with its tiles, replacing the slide if it is already indexed, and commits.
+   * @throws TesseraError INDEX_WRITE_FAILED (disk full, permissions); the shard then refuses writes
+   */
+  putSlide(record: Omit<SlideRecord, 'labels'>, newTiles: NewTile[]): SlideRecord {
+    this.checkWritable();
+    const previous = this.slides.get(record.slideId);
+    const labels = newTiles.map(() => this.nextLabel++);
+    const needed = this.hnsw.getCurrentCount() + labels.length;
+    if (needed > this.hnsw.getMaxElements()) this.hnsw.resizeIndex(Math.max(needed, this.hnsw.getMaxElements() * 2));
+    newTiles.forEach(({ vector }, i) => this.hnsw.addPoint(Array.from(vector), labels[i] as Label));
+    for (const label of previous?.labels ?? []) this.hnsw.markDelete(label);
+    const slideRecord: SlideRecord = { ...record, labels };
+    const tileRecords = newTiles.map(({ tile }) => ({ ...tile, slideId: record.slideId }));
+    this.commit(
+      () => {
+        for (const label of previous?.labels ?? []) this.tiles.remove(label);
+        tileRecords.forEach((tile, i) => this.tiles.put(labels[i] as Label, tile));
+        this.slideRecords.put(record.slideId, slideRecord);
+      },
+      () => {
+        for (const label of previous?.labels ?? []) {
+          this.tileSlide.delete(label);
+          this.tileMetadata.delete(label);
+        }
+        tileRecords.forEach((tile, i) => {
+          this.tileSlide.set(labels[i] as Label, record.slideId);
+          if (tile.metadata) this.tileMetadata.set(labels[i] as Label, tile.metadata);
+        });
+        this.slides.set(record.slideId, slideRecord);
+      },
+    );
+    return slideRecord;
+  }
+
+  /** Deletes a slide and its tiles and commits. Returns false when the slide is not here. */
+  deleteSlide(slideId: string): boolean {
+    this.checkWritable();
+    const previous = this.slides.get(slideId as SlideId);
+    if (!previous) return false;
+    for (const label of previous.labels) this.hnsw.markDelete(label);
+    this.commit(
+      () => {
+        for (const label of previous.labels) this.tiles.remove(label);
+        this.slideRecords.remove(slideId);
+      },
+      () => {
+        for (const label of previous.labels) {
+          this.tileSlide.delete(label);
+          this.tileMetadata.delete(label);
+        }
+        this.slides.delete(slideId as SlideId);
+      },
+    );
+    return true;
+  }
+
+  /**
+   * The k tiles nearest to `query` (a unit vector) that pass the filter and exclusions, best first.
+   * Few admitted tiles are scanned exactly; otherwise the graph is searched with the filter as a
+   * callback and ef raised to k, so k results come back whenever k tiles qualify.
+   */
+  search(query: Float32Array, options: SearchOptions): TileHit[] {
+    const { k } = options;
+    const filter = options.filter ?? EMPTY_FILTER;
+    const restricted = filter.conditions.length > 0 || (options.excludeSlides?.size ?? 0) > 0 || (options.excludePatients?.size ?? 0) > 0;
+    const live = this.tileSlide.size;
+    if (live === 0 || k <= 0) return [];
+    let labels: Label[];
+    let distances: number[];
+    if (!restricted) {
+      this.hnsw.setEf(Math.max(options.ef ?? 64, k));
+      ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, live)));
+    } else {
+      const admittedSlides = new Set<SlideId>();
+      for (const slide of this.slides.values()) {
+        if (options.excludeSlides?.has(slide.slideId)) continue;
+        const patient = slide.metadata.patient_id;
+        if (patient !== undefined && options.excludePatients?.has(patient)) continue;
+        admittedSlides.add(slide.slideId);
+      }
+      const admits = (label: Label): boolean => {
+        const slideId = this.tileSlide.get(label);
+        if (slideId === undefined || !admittedSlides.has(slideId)) return false;
+        return filter.conditions.length === 0 || matches(filter, this.tileMetadata.get(label), (this.slides.get(slideId) as SlideRecord).metadata);
+      };
+      const admitted: Label[] = [];
+      for (const label of this.tileSlide.keys()) {
+        if (admits(label)) admitted.push(label);
+        if (admitted.length > EXACT_SCAN_LIMIT) break;
+      }
+      if (admitted.length === 0) return [];
+      if (admitted.length <= EXACT_SCAN_LIMIT) {
+        ({ labels, distances } = this.exactScan(query, admitted, k));
+      } else {
+        const allowed = new Set<Label>();
+        for (const label of this.tileSlide.keys()) if (admits(label)) allowed.add(label);
+        this.hnsw.setEf(Math.max(options.ef ?? 64, k * 2));
+        ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, allowed.size), (label: number) => allowed.has(label)));
+      }
+    }
+    return labels.map((label, i) => {
+      const tile = this.tiles.get(label) as TileRecord;
+      return { label, shard: this.index, score: 1 - (distances[i] ?? 1), tile, slideMetadata: this.slides.get(tile.slideId)?.metadata ?? {} };
+    });
+  }
+
+  private exactScan(query: Float32Array, labels: Label[], k: number): { labels: Label[]; distances: number[] } {
+    const scored = labels.map((label) => {
+      const point = this.hnsw.getPoint(label);
+      let dot = 0;
+      for (let d = 0; d < point.length; d++) dot += (point[d] ?? 0) * (query[d] ?? 0);
+      return { label, distance: 1 - dot };
+    });
+    scored.sort((a, b) => a.distance - b.distance);
+    const best = scored.slice(0, k);
+    return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
+  }
+
+  /** Checks every invariant; returns the problems found (empty when the shard is sound). */
+  verify(): string[] {
+    const problems: string[] = [];
+    const where = `shard ${this.index}`;
+    const manifestPath = join(this.dir, 'manifest.json');
+    if (!existsSync(manifestPath)) problems.push(`${where}: manifest.json is missing`);
+    else {
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ShardManifest;
+      if (manifest.counts.tiles !== this.tileSlide.size) problems.push(`${where}: manifest counts ${manifest.counts.tiles} tiles, LMDB holds ${this.tileSlide.size}`);
+      if (manifest.counts.slides !== this.slides.size) problems.push(`${where}: manifest counts ${manifest.counts.slides} slides, LMDB holds ${this.slides.size}`);
+      const hnswPath = join(this.dir, 'hnsw.bin');
+      if (existsSync(hnswPath)) {
+        const checksum = sha256(hnswPath);
+        if (checksum !== manifest.checksums.hnsw) problems.push(`${where}: hnsw.bin checksum ${checksum.slice(0, 12)}… differs from the manifest's ${manifest.checksums.hnsw.slice(0, 12)}…`);
+      } else if (this.tileSlide.size > 0) problems.push(`${where}: hnsw.bin is missing but LMDB holds ${this.tileSlide.size} tiles`);
+    }
+    const inGraph = new Set(this.hnsw.getIdsList());
+    let missing = 0;
+    for (const label of this.tileSlide.keys()) if (!inGraph.has(label)) missing++;
+    if (missing > 0) problems.push(`${where}: ${missing} tile records have no vector in hnsw.bin`);
+    for (const slide of this.slides.values()) {
+      for (const label of slide.labels) {
+        if (this.tileSlide.get(label) !== slide.slideId) {
+          problems.push(`${where}: slide ${slide.slideId} lists tile ${label}, which has no record`);
+          break;
+        }
+      }
+    }
+    const listed = [...this.slides.values()].reduce((sum, slide) => sum + slide.labels.length, 0);
+    if (listed !== this.tileSlide.size) problems.push(`${where}: slides list ${listed} tiles, LMDB holds ${this.tileSlide.size} tile records`);
+    return problems;
+  }
+
+  manifest(): ShardManifest {
+    const capacity = this.hnsw.getMaxElements();
+    const inGraph = this.hnsw.getCurrentCount();
+    const hnswPath = join(this.dir, 'hnsw.bin');
+    return {
+      formatVersion: INDEX_FORMAT_VERSION,
+      shard: this.index,
+      model: this.info.model,
+      metric: 'cosine',
+      hnsw: this.info.hnsw,
+      counts: { slides: this.slides.size, tiles: this.tileSlide.size, deleted: inGraph - this.tileSlide.size, capacity },
+      checksums: { hnsw: existsSync(hnswPath) ? sha256(hnswPath) : '' },
+      commit: this.commitNumber,
+      committedAt: new Date().toISOString(),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw new TesseraError('INVALID_ARGUMENT', `shard ${this.index} is open read-only`);
+    if (this.broken) throw new TesseraError('INDEX_WRITE_FAILED', `shard ${this.index} refuses writes after a failed commit: ${this.broken.message}`);
+  }
+
+  /** Persists the graph, then commits `writeRecords` to LMDB, then `applyInMemory`, then the manifest. */
+  private commit(writeRecords: () => void, applyInMemory: () => void): void {
+    const hnswPath = join(this.dir, 'hnsw.bin');
+    const temporary = `${hnswPath}.tmp`;
+    try {
+      this.hnsw.writeIndexSync(temporary);
+      if (!existsSync(temporary)) throw Object.assign(new Error(`hnswlib could not write ${temporary}`), { code: 'EIO' });
+      fsyncFile(temporary);
+      renameSync(temporary, hnswPath);
+      this.commitNumber++;
+      this.env.transactionSync(() => {
+        writeRecords();
+        this.meta.put('nextLabel', this.nextLabel);
+        this.meta.put('commit', this.commitNumber);
+      });
+      applyInMemory();
+      this.writeManifest();
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      this.broken = error as Error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'permission denied' : (error as Error).message;
+      throw new TesseraError('INDEX_WRITE_FAILED', `shard ${this.index}: cannot commit to ${this.dir}: ${reason}; the shard keeps its last committed state`, { cause: error });
+    }
+  }
+
+  private writeManifest(): void {
+    const path = join(this.dir, 'manifest.json');
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(this.manifest(), null, 2)}\n`);
+    fsyncFile(`${path}.tmp`);
+    renameSync(`${path}.tmp`, path);
+  }
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
