@@ -2,12 +2,15 @@
  * The `tessera` command line. Each command parses its flags into typed options once, calls the
  * engine, and turns a TesseraError into one line on stderr and a non-zero exit code.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { extname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
-import { DEFAULT_TILE_SPEC, Embedder, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, resolveModel, tileGrid, type Slide } from '../engine/index.js';
+import { pino } from 'pino';
+import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
@@ -19,6 +22,15 @@ Commands:
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
 
+  index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
+        [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
+  index --tiles DIR [--labels labels.csv] --out INDEX …
+                                     embed every tissue tile (or tile image) into sharded HNSW indexes
+  search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
+         [-k 10] [--ef 64] [--filter JSON] [--include-self]
+                                     similar regions as JSON (NDJSON for --images)
+  verify --index INDEX               check every shard's invariants (exit 1 on a problem)
+  delete --index INDEX --slide ID    remove a slide and its tiles
   embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
                                      print one JSON line per image with its embedding
   models list [--json]               list installed models
@@ -41,7 +53,7 @@ class UsageError extends Error {}
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, delete: deleteSlide };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -262,4 +274,180 @@ async function models(args: string[]): Promise<void> {
     return;
   }
   throw new UsageError('expected "models list" or "models add FILE.onnx …"');
+}
+
+function logger(): pino.Logger {
+  // Structured logs on stderr; stdout carries the command's output.
+  return pino({ name: 'tessera', level: process.env.TESSERA_LOG_LEVEL ?? 'info' }, pino.destination(2));
+}
+
+function parsePartition(value: string | undefined): { index: number; count: number } | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (!match || count < 1 || index >= count) throw new UsageError(`--partition must be i/n with 0 ≤ i < n, got '${value}'`);
+  return { index, count };
+}
+
+async function index(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    slides: { type: 'string' },
+    metadata: { type: 'string' },
+    tiles: { type: 'string' },
+    labels: { type: 'string' },
+    out: { type: 'string' },
+    model: { type: 'string' },
+    shards: { type: 'string' },
+    partition: { type: 'string' },
+    device: { type: 'string' },
+    mpp: { type: 'string' },
+    size: { type: 'string' },
+    'min-tissue': { type: 'string' },
+    'models-dir': { type: 'string' },
+  });
+  if (!values.out) throw new UsageError('--out INDEX is required');
+  if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
+  configureDecoding({ decodeThreads: Math.max(1, (await import('node:os')).availableParallelism()) });
+  const partition = parsePartition(values.partition);
+  const report = await runIndex({
+    ...(values.slides ? { slides: values.slides } : {}),
+    ...(values.metadata ? { metadata: values.metadata } : {}),
+    ...(values.tiles ? { tiles: values.tiles } : {}),
+    ...(values.labels ? { labels: values.labels } : {}),
+    out: values.out,
+    ...(values.model ? { modelId: values.model } : {}),
+    modelsDir: modelsDir(values['models-dir']),
+    shards: numberFlag(values.shards, 'shards', 1),
+    ...(partition ? { partition } : {}),
+    device: parseDevice(values.device ?? 'auto'),
+    tile: { mpp: numberFlag(values.mpp, 'mpp', DEFAULT_TILE_SPEC.mpp), sizePx: numberFlag(values.size, 'size', DEFAULT_TILE_SPEC.sizePx) },
+    minTissue: numberFlag(values['min-tissue'], 'min-tissue', values.tiles ? 0 : 0.5),
+    logger: logger(),
+    interactive: process.stderr.isTTY === true,
+  });
+  const { slides, tiles, seconds, tilesPerSecond, failures } = report;
+  process.stdout.write(
+    `indexed ${slides.indexed} slides (${tiles} tiles), skipped ${slides.skipped} unchanged, failed ${slides.failed}` +
+      `${slides.otherPartitions ? `, ${slides.otherPartitions} belong to other partitions` : ''} in ${seconds.toFixed(1)} s (${tilesPerSecond.toFixed(1)} tiles/s)\n`,
+  );
+  for (const failure of failures) process.stdout.write(`  failed: ${failure.slideId}: ${failure.reason} [${failure.code}]\n`);
+  if (slides.indexed === 0 && slides.skipped === 0 && slides.failed > 0) throw new TesseraError('SLIDE_CORRUPT', `nothing could be indexed (${slides.failed} slides failed)`);
+}
+
+async function search(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    index: { type: 'string' },
+    image: { type: 'string' },
+    images: { type: 'string' },
+    slide: { type: 'string' },
+    x: { type: 'string' },
+    y: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    k: { type: 'string', short: 'k' },
+    ef: { type: 'string' },
+    filter: { type: 'string' },
+    mode: { type: 'string' },
+    'include-self': { type: 'boolean' },
+    device: { type: 'string' },
+    'models-dir': { type: 'string' },
+  });
+  if (!values.index) throw new UsageError('--index INDEX is required');
+  if ((values.mode ?? 'region') !== 'region') throw new UsageError(`--mode ${values.mode} is not available yet; only region search is`);
+  const k = numberFlag(values.k, 'k', 10);
+  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${values.k}`);
+  const ef = numberFlag(values.ef, 'ef', 64);
+  let filter;
+  try {
+    filter = parseFilter(values.filter === undefined ? undefined : JSON.parse(values.filter));
+  } catch (error) {
+    if (isTesseraError(error)) throw error;
+    throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
+  }
+  const info = readIndexInfo(values.index);
+  const model = resolveModel(info.model.id, modelsDir(values['models-dir']));
+  const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
+  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
+  const hitsJson = (hits: TileHit[]) => hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, mpp: hit.tile.mpp, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
+  const query = async (image: RgbImage, exclude?: string) =>
+    hitsJson(store.search((await embedder.embed([image]))[0] as Float32Array, { k, ef, filter, ...(exclude ? { excludeSlides: new Set([exclude]) } : {}) }));
+  try {
+    if (values.image) {
+      process.stdout.write(`${JSON.stringify({ query: { image: values.image }, results: await query(await wholeImage(values.image)) }, null, 2)}\n`);
+    } else if (values.images) {
+      const paths = readFileSync(values.images, 'utf8').split('\n').map((line) => line.trim()).filter(Boolean);
+      for (const path of paths) {
+        try {
+          process.stdout.write(`${JSON.stringify({ query: { image: path }, results: await query(await wholeImage(path)) })}\n`);
+        } catch (error) {
+          if (!isTesseraError(error)) throw error;
+          process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
+        }
+      }
+    } else if (values.slide) {
+      const shard = store.shardFor(values.slide);
+      const record = shard?.slide(values.slide);
+      if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
+      const slide = await openSlide(record.path);
+      try {
+        const tile = { baseX: numberFlag(values.x, 'x'), baseY: numberFlag(values.y, 'y'), baseWidth: numberFlag(values.width, 'width'), baseHeight: numberFlag(values.height, 'height'), tissue: 1 };
+        const targetPx = Math.max(1, Math.round((tile.baseWidth * record.mpp[0]) / info.tile.mpp));
+        const image = await readGridTile(slide, tile, { mpp: info.tile.mpp, sizePx: targetPx }, { resize: false });
+        const results = await query(image, values['include-self'] ? undefined : record.slideId);
+        process.stdout.write(`${JSON.stringify({ query: { slideId: record.slideId, x: tile.baseX, y: tile.baseY, width: tile.baseWidth, height: tile.baseHeight }, results }, null, 2)}\n`);
+      } finally {
+        slide.close();
+      }
+    } else {
+      throw new UsageError('give --image FILE, --images LIST or --slide ID with --x --y --width --height');
+    }
+  } finally {
+    await embedder.close();
+    await store.close();
+  }
+}
+
+async function wholeImage(path: string): Promise<RgbImage> {
+  const slide = await openSlide(path);
+  try {
+    if (slide.width * slide.height > 4096 * 4096) throw new TesseraError('REGION_TOO_LARGE', `${path.split('/').pop()}: a query image must be at most 4096×4096 px; query a region of a slide instead`);
+    return await slide.readRegion(0, 0, 0, slide.width, slide.height);
+  } finally {
+    slide.close();
+  }
+}
+
+async function verify(args: string[]): Promise<void> {
+  const { values } = parse(args, { index: { type: 'string' } });
+  if (!values.index) throw new UsageError('--index INDEX is required');
+  const info = readIndexInfo(values.index);
+  const store = IndexStore.open(values.index, { readOnly: true });
+  try {
+    const problems = store.shards.flatMap((shard) => shard.verify());
+    const missing = info.shards - store.shards.length;
+    for (const shard of store.shards) process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles\n`);
+    if (missing > 0) process.stdout.write(`${missing} of ${info.shards} shards are not on this machine (built by other partitions?)\n`);
+    if (problems.length > 0) {
+      for (const problem of problems) process.stdout.write(`problem: ${problem}\n`);
+      throw new TesseraError('INDEX_CORRUPT', `${values.index}: ${problems.length} problem(s) found`);
+    }
+    process.stdout.write('ok: every invariant holds\n');
+  } finally {
+    await store.close();
+  }
+}
+
+async function deleteSlide(args: string[]): Promise<void> {
+  const { values } = parse(args, { index: { type: 'string' }, slide: { type: 'string' } });
+  if (!values.index || !values.slide) throw new UsageError('--index INDEX and --slide ID are required');
+  const info = readIndexInfo(values.index);
+  const store = IndexStore.open(values.index, { shards: [(await import('../engine/index.js')).shardOf(values.slide, info.shards)] });
+  try {
+    const shard = store.shards[0];
+    if (!shard?.deleteSlide(values.slide)) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
+    process.stdout.write(`deleted ${values.slide}\n`);
+  } finally {
+    await store.close();
+  }
 }
