@@ -4,3 +4,4 @@ export * from './slide/index.js';
 export * from './tiling/index.js';
 export * from './embed/index.js';
 export * from './index/index.js';
+export * from './search/index.js';

@@ -9,7 +9,7 @@ import { extname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -29,6 +29,8 @@ Commands:
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
          [-k 10] [--ef 64] [--filter JSON] [--include-self]
                                      similar regions as JSON (NDJSON for --images)
+  search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
+                                     slides like this one, with their matching regions
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   delete --index INDEX --slide ID    remove a slide and its tiles
   embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
@@ -354,7 +356,8 @@ async function search(args: string[]): Promise<void> {
     'models-dir': { type: 'string' },
   });
   if (!values.index) throw new UsageError('--index INDEX is required');
-  if ((values.mode ?? 'region') !== 'region') throw new UsageError(`--mode ${values.mode} is not available yet; only region search is`);
+  const mode = values.mode ?? 'region';
+  if (mode !== 'region' && mode !== 'slide') throw new UsageError(`--mode must be region or slide, got '${mode}'`);
   const k = numberFlag(values.k, 'k', 10);
   if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${values.k}`);
   const ef = numberFlag(values.ef, 'ef', 64);
@@ -385,6 +388,14 @@ async function search(args: string[]): Promise<void> {
           process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
         }
       }
+    } else if (values.slide && mode === 'slide') {
+      const record = store.shardFor(values.slide)?.slide(values.slide);
+      if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
+      const shard = store.shardFor(values.slide)!;
+      const queries = (record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16)).map((label) => shard.vector(label));
+      const slides = searchSlides(store, queries, { k, ef, filter, excludeSlides: new Set(values['include-self'] ? [] : [record.slideId]) });
+      const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+      process.stdout.write(`${JSON.stringify({ query: { slideId: record.slideId, mosaicTiles: queries.length }, results }, null, 2)}\n`);
     } else if (values.slide) {
       const shard = store.shardFor(values.slide);
       const record = shard?.slide(values.slide);

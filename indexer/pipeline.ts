@@ -15,6 +15,7 @@ import {
   createOrCheckIndex,
   embedTiles,
   isTesseraError,
+  mosaicOf,
   openSlide,
   readGridTile,
   resolveModel,
@@ -112,7 +113,8 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
           report.slides.skipped++;
         } else {
           const embedded = 'slideId' in item ? await embedSlide(item, embedder, options) : await embedTileImage(item, embedder);
-          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles);
+          const mosaic = mosaicOf(embedded.tiles.map((tile) => tile.vector));
+          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles, mosaic);
           tiles = embedded.tiles.length;
           report.slides.indexed++;
           report.tiles += tiles;

@@ -130,9 +130,10 @@ export class LocalShard {
 
   /**
    * Adds a slide with its tiles, replacing the slide if it is already indexed, and commits.
+   * `mosaic` lists the indices (into newTiles) of the slide's representative tiles.
    * @throws TesseraError INDEX_WRITE_FAILED (disk full, permissions); the shard then refuses writes
    */
-  putSlide(record: Omit<SlideRecord, 'labels'>, newTiles: NewTile[]): SlideRecord {
+  putSlide(record: Omit<SlideRecord, 'labels' | 'mosaic'>, newTiles: NewTile[], mosaic: number[] = []): SlideRecord {
     this.checkWritable();
     const previous = this.slides.get(record.slideId);
     const labels = newTiles.map(() => this.nextLabel++);
@@ -140,7 +141,7 @@ export class LocalShard {
     if (needed > this.hnsw.getMaxElements()) this.hnsw.resizeIndex(Math.max(needed, this.hnsw.getMaxElements() * 2));
     newTiles.forEach(({ vector }, i) => this.hnsw.addPoint(Array.from(vector), labels[i] as Label));
     for (const label of previous?.labels ?? []) this.hnsw.markDelete(label);
-    const slideRecord: SlideRecord = { ...record, labels };
+    const slideRecord: SlideRecord = { ...record, labels, mosaic: mosaic.map((index) => labels[index]).filter((label): label is Label => label !== undefined) };
     const tileRecords = newTiles.map(({ tile }) => ({ ...tile, slideId: record.slideId }));
     this.commit(
       () => {

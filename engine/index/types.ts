@@ -59,6 +59,8 @@ export interface SlideRecord {
   metadata: Record<string, string>;
   fingerprint: Fingerprint;
   labels: Label[];
+  /** Representative tiles (a subset of labels) that slide search queries with. */
+  mosaic: Label[];
   /** Whether mpp came from the metadata file rather than the slide. */
   mppSupplied: boolean;
   mpp: [number, number];

@@ -127,6 +127,17 @@ describe.skipIf(!hasSharedData)(`indexing and searching ${hasSharedData ? '' : S
     expect((await tessera('search', '--index', out, '--image', tile, '--filter', '{"organ": {"like": "k"}}')).stderr).toContain('filter field "organ"');
   });
 
+  it('finds the slide a crop came from first when searching slides like the crop', async () => {
+    const result = await tessera('search', '--index', out, '--slide', 'S2', '--mode', 'slide', '-k', '3', '--device', 'cpu');
+    expect(result.code, result.stderr).toBe(0);
+    const { query, results } = JSON.parse(result.stdout);
+    expect(query.mosaicTiles).toBeGreaterThan(0);
+    // S1 was deleted above; S2 is a crop of the same tissue as the OME copy: the remaining slides rank below 1.
+    expect(results.map((match: { slideId: string }) => match.slideId)).not.toContain('S2');
+    expect(results[0].evidence.length).toBeGreaterThan(0);
+    expect(results[0].score).toBeGreaterThanOrEqual(results[results.length - 1].score);
+  });
+
   it('resumes after kill -9 with no duplicate and no missing tile', async () => {
     const folder = join(scratch, 'many');
     mkdirSync(folder, { recursive: true });
