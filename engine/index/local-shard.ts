@@ -21,7 +21,16 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 
 const INITIAL_CAPACITY = 1024;
 /** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
-export const EXACT_SCAN_LIMIT = 4096;
+export const EXACT_SCAN_LIMIT = 1024;
+/** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
+const ADMISSION_CACHE_SIZE = 16;
+
+/** Which labels a filter admits: a bitmap over labels, and the list when it is short. */
+interface Admission {
+  bitmap: Uint8Array;
+  count: number;
+  few: Label[] | null;
+}
 
 export interface SearchOptions {
   k: number;
@@ -45,6 +54,7 @@ export class LocalShard {
   private nextLabel = 0;
   private commitNumber = 0;
   private broken: Error | null = null;
+  private readonly admissions = new Map<string, Admission>();
 
   private constructor(
     readonly index: number,
@@ -203,37 +213,48 @@ export class LocalShard {
       this.hnsw.setEf(Math.max(options.ef ?? 64, k));
       ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, live)));
     } else {
-      const admittedSlides = new Set<SlideId>();
-      for (const slide of this.slides.values()) {
-        if (options.excludeSlides?.has(slide.slideId)) continue;
-        const patient = slide.metadata.patient_id;
-        if (patient !== undefined && options.excludePatients?.has(patient)) continue;
-        admittedSlides.add(slide.slideId);
-      }
-      const admits = (label: Label): boolean => {
-        const slideId = this.tileSlide.get(label);
-        if (slideId === undefined || !admittedSlides.has(slideId)) return false;
-        return filter.conditions.length === 0 || matches(filter, this.tileMetadata.get(label), (this.slides.get(slideId) as SlideRecord).metadata);
-      };
-      const admitted: Label[] = [];
-      for (const label of this.tileSlide.keys()) {
-        if (admits(label)) admitted.push(label);
-        if (admitted.length > EXACT_SCAN_LIMIT) break;
-      }
-      if (admitted.length === 0) return [];
-      if (admitted.length <= EXACT_SCAN_LIMIT) {
-        ({ labels, distances } = this.exactScan(query, admitted, k));
+      const admission = this.admission(filter, options);
+      if (admission.count === 0) return [];
+      if (admission.few) {
+        ({ labels, distances } = this.exactScan(query, admission.few, k));
       } else {
-        const allowed = new Set<Label>();
-        for (const label of this.tileSlide.keys()) if (admits(label)) allowed.add(label);
+        const { bitmap } = admission;
         this.hnsw.setEf(Math.max(options.ef ?? 64, k * 2));
-        ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, allowed.size), (label: number) => allowed.has(label)));
+        ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, admission.count), (label: number) => bitmap[label] === 1));
       }
     }
     return labels.map((label, i) => {
       const tile = this.tiles.get(label) as TileRecord;
       return { label, shard: this.index, score: 1 - (distances[i] ?? 1), tile, slideMetadata: this.slides.get(tile.slideId)?.metadata ?? {} };
     });
+  }
+
+  /** The labels a filter and exclusions admit, computed once per distinct filter until the next write. */
+  private admission(filter: Filter, options: SearchOptions): Admission {
+    const key = JSON.stringify([filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]), [...(options.excludeSlides ?? [])].sort(), [...(options.excludePatients ?? [])].sort()]);
+    const cached = this.admissions.get(key);
+    if (cached) return cached;
+    const admittedSlides = new Set<SlideId>();
+    for (const slide of this.slides.values()) {
+      if (options.excludeSlides?.has(slide.slideId)) continue;
+      const patient = slide.metadata.patient_id;
+      if (patient !== undefined && options.excludePatients?.has(patient)) continue;
+      admittedSlides.add(slide.slideId);
+    }
+    const bitmap = new Uint8Array(this.nextLabel);
+    const few: Label[] = [];
+    let count = 0;
+    for (const [label, slideId] of this.tileSlide) {
+      if (!admittedSlides.has(slideId)) continue;
+      if (filter.conditions.length > 0 && !matches(filter, this.tileMetadata.get(label), (this.slides.get(slideId) as SlideRecord).metadata)) continue;
+      bitmap[label] = 1;
+      count++;
+      if (few.length <= EXACT_SCAN_LIMIT) few.push(label);
+    }
+    const admission: Admission = { bitmap, count, few: count <= EXACT_SCAN_LIMIT ? few : null };
+    if (this.admissions.size >= ADMISSION_CACHE_SIZE) this.admissions.delete(this.admissions.keys().next().value as string);
+    this.admissions.set(key, admission);
+    return admission;
   }
 
   private exactScan(query: Float32Array, labels: Label[], k: number): { labels: Label[]; distances: number[] } {
@@ -323,6 +344,7 @@ export class LocalShard {
         this.meta.put('commit', this.commitNumber);
       });
       applyInMemory();
+      this.admissions.clear();
       this.writeManifest();
     } catch (error) {
       rmSync(temporary, { force: true });
@@ -352,4 +374,15 @@ function fsyncFile(path: string): void {
 
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function conditionKey(condition: Filter['conditions'][number]['condition']): unknown {
+  switch (condition.kind) {
+    case 'eq':
+      return ['eq', condition.value];
+    case 'in':
+      return ['in', [...condition.values].sort()];
+    case 'not':
+      return ['not', conditionKey(condition.inner)];
+  }
 }
