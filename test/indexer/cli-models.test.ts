@@ -1,26 +1,15 @@
 /** `tessera embed` and `tessera models`, run as a user runs them. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { channelMeanModel } from '../engine/embed/tiny-models.js';
-import { PROJECT_ROOT, SHARED_MISSING, TILES, hasSharedData } from '../shared-data.js';
+import { SHARED_MISSING, TILES, hasSharedData } from '../shared-data.js';
+import { runTessera } from '../run-cli.js';
 
-const run = promisify(execFile);
-const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
 const home = mkdtempSync(join(tmpdir(), 'tessera-home-'));
 
-async function tessera(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...process.env, TESSERA_HOME: home } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const tessera = (...args: string[]) => runTessera(args, { TESSERA_HOME: home });
 
 describe('tessera models', () => {
   it('lists the bundled default model', async () => {

@@ -1,25 +1,14 @@
 /** The `tessera` command, run as a user runs it: a child process, JSON on stdout, exit codes. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, SHARED_MISSING, hasSharedData, slidePath } from '../shared-data.js';
+import { SHARED_MISSING, hasSharedData, slidePath } from '../shared-data.js';
+import { runTessera } from '../run-cli.js';
 
-const run = promisify(execFile);
-const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
 
-async function tessera(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const tessera = (...args: string[]) => runTessera(args);
 
 describe.skipIf(!hasSharedData)(`tessera CLI ${hasSharedData ? '' : SHARED_MISSING}`, () => {
   it('prints slide info as JSON', async () => {

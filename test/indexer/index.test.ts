@@ -3,28 +3,18 @@
  * delete, filters, a corrupt slide mid-run, kill -9 and resume, a read-only output folder,
  * partitions built separately, and a model mismatch.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { IndexStore, parseFilter } from '../../engine/index.js';
-import { PROJECT_ROOT, SHARED_MISSING, TILES, hasSharedData, slidePath } from '../shared-data.js';
+import { SHARED_MISSING, TILES, hasSharedData, slidePath } from '../shared-data.js';
+import { TESSERA_BIN, runTessera } from '../run-cli.js';
 
-const run = promisify(execFile);
-const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-index-'));
 
-async function tessera(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 120_000, env: { ...process.env, TESSERA_HOME: join(scratch, 'home') } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const tessera = (...args: string[]) => runTessera(args, { TESSERA_HOME: join(scratch, 'home') });
 
 /** A folder of small real slides (copied, so tests may change them) with a metadata table. */
 function slideFolder(name: string): { dir: string; csv: string } {
@@ -143,7 +133,7 @@ describe.skipIf(!hasSharedData)(`indexing and searching ${hasSharedData ? '' : S
     mkdirSync(folder, { recursive: true });
     for (let i = 0; i < 8; i++) copyFileSync(slidePath('CMU-1-Small-Region.svs'), join(folder, `copy-${i}.svs`));
     const killed = join(scratch, 'killed');
-    const child = spawn(process.execPath, [BIN, 'index', '--slides', folder, '--out', killed, '--shards', '2', '--device', 'cpu'], { env: { ...process.env, TESSERA_HOME: join(scratch, 'home') } });
+    const child = spawn(process.execPath, [TESSERA_BIN, 'index', '--slides', folder, '--out', killed, '--shards', '2', '--device', 'cpu'], { env: { ...process.env, TESSERA_HOME: join(scratch, 'home') } });
     await new Promise<void>((resolve) => {
       let seen = 0;
       child.stderr.on('data', (chunk: Buffer) => {
