@@ -25,11 +25,11 @@ export const EXACT_SCAN_LIMIT = 1024;
 /** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
 const ADMISSION_CACHE_SIZE = 16;
 
-/** Which labels a filter admits: a bitmap over labels, and the list when it is short. */
+/** Which labels a filter admits: a bitmap over labels, and the list with its vectors when it is short. */
 interface Admission {
   bitmap: Uint8Array;
   count: number;
-  few: Label[] | null;
+  few: { labels: Label[]; vectors: Float32Array } | null;
 }
 
 export interface SearchOptions {
@@ -216,7 +216,7 @@ export class LocalShard {
       const admission = this.admission(filter, options);
       if (admission.count === 0) return [];
       if (admission.few) {
-        ({ labels, distances } = this.exactScan(query, admission.few, k));
+        ({ labels, distances } = exactScan(query, admission.few.labels, admission.few.vectors, k));
       } else {
         const { bitmap } = admission;
         this.hnsw.setEf(Math.max(options.ef ?? 64, k * 2));
@@ -251,22 +251,14 @@ export class LocalShard {
       count++;
       if (few.length <= EXACT_SCAN_LIMIT) few.push(label);
     }
-    const admission: Admission = { bitmap, count, few: count <= EXACT_SCAN_LIMIT ? few : null };
+    // The admitted vectors are copied out of the graph once, so repeated exact scans are plain dot products.
+    const dimension = this.info.model.dimension;
+    const fewVectors = count <= EXACT_SCAN_LIMIT ? new Float32Array(few.length * dimension) : null;
+    few.forEach((label, i) => fewVectors?.set(this.hnsw.getPoint(label), i * dimension));
+    const admission: Admission = { bitmap, count, few: fewVectors ? { labels: few, vectors: fewVectors } : null };
     if (this.admissions.size >= ADMISSION_CACHE_SIZE) this.admissions.delete(this.admissions.keys().next().value as string);
     this.admissions.set(key, admission);
     return admission;
-  }
-
-  private exactScan(query: Float32Array, labels: Label[], k: number): { labels: Label[]; distances: number[] } {
-    const scored = labels.map((label) => {
-      const point = this.hnsw.getPoint(label);
-      let dot = 0;
-      for (let d = 0; d < point.length; d++) dot += (point[d] ?? 0) * (query[d] ?? 0);
-      return { label, distance: 1 - dot };
-    });
-    scored.sort((a, b) => a.distance - b.distance);
-    const best = scored.slice(0, k);
-    return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
   }
 
   /** Checks every invariant; returns the problems found (empty when the shard is sound). */
@@ -385,4 +377,17 @@ function conditionKey(condition: Filter['conditions'][number]['condition']): unk
     case 'not':
       return ['not', conditionKey(condition.inner)];
   }
+}
+
+/** Exact top k by cosine over unit vectors stored back to back. */
+function exactScan(query: Float32Array, labels: Label[], vectors: Float32Array, k: number): { labels: Label[]; distances: number[] } {
+  const dimension = query.length;
+  const scored = labels.map((label, i) => {
+    let dot = 0;
+    for (let d = 0, at = i * dimension; d < dimension; d++, at++) dot += (vectors[at] ?? 0) * (query[d] ?? 0);
+    return { label, distance: 1 - dot };
+  });
+  scored.sort((a, b) => a.distance - b.distance);
+  const best = scored.slice(0, k);
+  return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
 }
