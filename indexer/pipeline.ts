@@ -30,6 +30,13 @@ import {
 import { discoverSlides, discoverTiles, type SlideItem, type TileItem } from './discover.js';
 import { Progress } from './progress.js';
 
+/** Below this many tiles a shard commits after every slide. */
+const SMALL_SHARD_TILES = 200_000;
+/** Above it, commit after this many new tiles… */
+const COMMIT_TILES = 50_000;
+/** …or this many seconds, whichever comes first. */
+const COMMIT_SECONDS = 60;
+
 export interface IndexRunOptions {
   slides?: string;
   metadata?: string;
@@ -97,6 +104,7 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     stages: { embedInferenceMs: 0, embedWaitMs: 0 },
     failures: [],
   };
+  const lastFlush = new Map<number, number>();
   try {
     for (const [ordinal, item] of mine.entries()) {
       const started = performance.now();
@@ -114,7 +122,13 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
         } else {
           const embedded = 'slideId' in item ? await embedSlide(item, embedder, options) : await embedTileImage(item, embedder);
           const mosaic = mosaicOf(embedded.tiles.map((tile) => tile.vector));
-          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles, mosaic);
+          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles, mosaic, { defer: true });
+          // Commit per slide while shards are small; once rewriting the graph file costs more
+          // than a few seconds, commit every COMMIT_TILES tiles or COMMIT_SECONDS instead.
+          if (shard.tileCount < SMALL_SHARD_TILES || shard.pendingTiles >= COMMIT_TILES || Date.now() - (lastFlush.get(shard.index) ?? 0) > COMMIT_SECONDS * 1000) {
+            shard.flush();
+            lastFlush.set(shard.index, Date.now());
+          }
           tiles = embedded.tiles.length;
           report.slides.indexed++;
           report.tiles += tiles;
@@ -130,6 +144,7 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
       }
       progress.slideDone(ordinal + 1, tiles, outcome, performance.now() - started);
     }
+    for (const shard of store.shards) shard.flush();
   } finally {
     progress.stop();
     report.stages = { embedInferenceMs: Math.round(embedder.stats.inferenceMs), embedWaitMs: Math.round(embedder.stats.preprocessWaitMs) };

@@ -55,6 +55,11 @@ export class LocalShard {
   private commitNumber = 0;
   private broken: Error | null = null;
   private readonly admissions = new Map<string, Admission>();
+  /** LMDB writes of slides added with `defer`, committed together by the next flush or commit. */
+  private staged: Array<() => void> = [];
+  private stagedTiles = 0;
+  /** Tile records of deferred slides, served until LMDB holds them. */
+  private readonly stagedRecords = new Map<Label, TileRecord>();
 
   private constructor(
     readonly index: number,
@@ -131,7 +136,7 @@ export class LocalShard {
   }
 
   tile(label: Label): TileRecord | undefined {
-    return this.tiles.get(label);
+    return this.stagedRecords.get(label) ?? this.tiles.get(label);
   }
 
   vector(label: Label): Float32Array {
@@ -140,10 +145,13 @@ export class LocalShard {
 
   /**
    * Adds a slide with its tiles, replacing the slide if it is already indexed, and commits.
-   * `mosaic` lists the indices (into newTiles) of the slide's representative tiles.
+   * `mosaic` lists the indices (into newTiles) of the slide's representative tiles. With `defer`
+   * the slide is searchable at once but written only by the next `flush` (or non-deferred put):
+   * rewriting the whole graph file per slide costs too much once a shard holds millions of tiles.
+   * A crash loses deferred slides, never committed ones; a rerun indexes them again.
    * @throws TesseraError INDEX_WRITE_FAILED (disk full, permissions); the shard then refuses writes
    */
-  putSlide(record: Omit<SlideRecord, 'labels' | 'mosaic'>, newTiles: NewTile[], mosaic: number[] = []): SlideRecord {
+  putSlide(record: Omit<SlideRecord, 'labels' | 'mosaic'>, newTiles: NewTile[], mosaic: number[] = [], options: { defer?: boolean } = {}): SlideRecord {
     this.checkWritable();
     const previous = this.slides.get(record.slideId);
     const labels = newTiles.map(() => this.nextLabel++);
@@ -153,24 +161,27 @@ export class LocalShard {
     for (const label of previous?.labels ?? []) this.hnsw.markDelete(label);
     const slideRecord: SlideRecord = { ...record, labels, mosaic: mosaic.map((index) => labels[index]).filter((label): label is Label => label !== undefined) };
     const tileRecords = newTiles.map(({ tile }) => ({ ...tile, slideId: record.slideId }));
-    this.commit(
+    this.stage(
       () => {
         for (const label of previous?.labels ?? []) this.tiles.remove(label);
         tileRecords.forEach((tile, i) => this.tiles.put(labels[i] as Label, tile));
         this.slideRecords.put(record.slideId, slideRecord);
       },
-      () => {
-        for (const label of previous?.labels ?? []) {
-          this.tileSlide.delete(label);
-          this.tileMetadata.delete(label);
-        }
-        tileRecords.forEach((tile, i) => {
-          this.tileSlide.set(labels[i] as Label, record.slideId);
-          if (tile.metadata) this.tileMetadata.set(labels[i] as Label, tile.metadata);
-        });
-        this.slides.set(record.slideId, slideRecord);
-      },
+      labels.length,
     );
+    for (const label of previous?.labels ?? []) {
+      this.tileSlide.delete(label);
+      this.tileMetadata.delete(label);
+      this.stagedRecords.delete(label);
+    }
+    tileRecords.forEach((tile, i) => {
+      this.tileSlide.set(labels[i] as Label, record.slideId);
+      this.stagedRecords.set(labels[i] as Label, tile);
+      if (tile.metadata) this.tileMetadata.set(labels[i] as Label, tile.metadata);
+    });
+    this.slides.set(record.slideId, slideRecord);
+    this.admissions.clear();
+    if (!options.defer) this.flush();
     return slideRecord;
   }
 
@@ -180,19 +191,18 @@ export class LocalShard {
     const previous = this.slides.get(slideId as SlideId);
     if (!previous) return false;
     for (const label of previous.labels) this.hnsw.markDelete(label);
-    this.commit(
-      () => {
-        for (const label of previous.labels) this.tiles.remove(label);
-        this.slideRecords.remove(slideId);
-      },
-      () => {
-        for (const label of previous.labels) {
-          this.tileSlide.delete(label);
-          this.tileMetadata.delete(label);
-        }
-        this.slides.delete(slideId as SlideId);
-      },
-    );
+    this.stage(() => {
+      for (const label of previous.labels) this.tiles.remove(label);
+      this.slideRecords.remove(slideId);
+    }, 0);
+    for (const label of previous.labels) {
+      this.tileSlide.delete(label);
+      this.tileMetadata.delete(label);
+      this.stagedRecords.delete(label);
+    }
+    this.slides.delete(slideId as SlideId);
+    this.admissions.clear();
+    this.flush();
     return true;
   }
 
@@ -224,7 +234,7 @@ export class LocalShard {
       }
     }
     return labels.map((label, i) => {
-      const tile = this.tiles.get(label) as TileRecord;
+      const tile = this.tile(label) as TileRecord;
       return { label, shard: this.index, score: 1 - (distances[i] ?? 1), tile, slideMetadata: this.slides.get(tile.slideId)?.metadata ?? {} };
     });
   }
@@ -320,8 +330,34 @@ export class LocalShard {
     if (this.broken) throw new TesseraError('INDEX_WRITE_FAILED', `shard ${this.index} refuses writes after a failed commit: ${this.broken.message}`);
   }
 
-  /** Persists the graph, then commits `writeRecords` to LMDB, then `applyInMemory`, then the manifest. */
-  private commit(writeRecords: () => void, applyInMemory: () => void): void {
+  /** Tiles added with `defer` and not yet committed. */
+  get pendingTiles(): number {
+    return this.stagedTiles;
+  }
+
+  private stage(write: () => void, tiles: number): void {
+    this.staged.push(write);
+    this.stagedTiles += tiles;
+  }
+
+  /**
+   * Commits every staged change: the graph file first (temp, fsync, rename), then one LMDB
+   * transaction (the commit point), then the manifest.
+   * @throws TesseraError INDEX_WRITE_FAILED; the shard then refuses writes
+   */
+  flush(): void {
+    if (this.staged.length === 0) return;
+    this.checkWritable();
+    const writes = this.staged;
+    this.commit(() => {
+      for (const write of writes) write();
+    });
+    this.staged = [];
+    this.stagedTiles = 0;
+    this.stagedRecords.clear();
+  }
+
+  private commit(writeRecords: () => void): void {
     const hnswPath = join(this.dir, 'hnsw.bin');
     const temporary = `${hnswPath}.tmp`;
     try {
@@ -335,8 +371,6 @@ export class LocalShard {
         this.meta.put('nextLabel', this.nextLabel);
         this.meta.put('commit', this.commitNumber);
       });
-      applyInMemory();
-      this.admissions.clear();
       this.writeManifest();
     } catch (error) {
       rmSync(temporary, { force: true });

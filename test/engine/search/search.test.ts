@@ -80,6 +80,27 @@ describe('slide search and hard negatives', () => {
     await store.close();
   });
 
+  it('commits deferred slides only on flush: a crash before it loses them, never a committed one', async () => {
+    const store = buildIndex(1);
+    const dir = store.dir;
+    addSlide(store, 'committed', around(tissue(0), 5, random), {});
+    const shard = store.shards[0]!;
+    const vectors = around(tissue(1), 5, random);
+    shard.putSlide(
+      { slideId: asSlideId('deferred'), path: '', metadata: {}, fingerprint: { size: 0, mtimeMs: 0, hash: '' }, mppSupplied: false, mpp: [0.5, 0.5], width: 1, height: 1, indexedAt: '' },
+      vectors.map((vector) => ({ tile: { x: 0, y: 0, width: 1, height: 1, mpp: 0.5, tissue: 1, level: 0 }, vector })),
+      [],
+      { defer: true },
+    );
+    expect(shard.pendingTiles).toBe(5);
+    expect(store.search(vectors[0]!, { k: 1 })[0]!.tile.slideId).toBe('deferred');
+    await store.close(); // no flush: as if the process died here
+    const reopened = IndexStore.open(dir);
+    expect(reopened.shards[0]!.slideIds()).toEqual(['committed']);
+    expect(reopened.shards[0]!.verify()).toEqual([]);
+    await reopened.close();
+  });
+
   it('grows a shard past its initial capacity and keeps every vector findable', async () => {
     const store = buildIndex(1);
     const vectors = Array.from({ length: 2500 }, () => unit(Array.from({ length: DIMENSION }, () => random() - 0.5)));
