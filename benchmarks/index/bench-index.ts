@@ -184,17 +184,21 @@ if (SECTIONS.has('ann-real')) {
 // ── ann-synthetic ───────────────────────────────────────────────────────────────────────────
 if (SECTIONS.has('ann-synthetic')) {
   const dim = 384;
-  const dir = join(CACHE, `ann-${ANN_N}`);
+  const dir = join(CACHE, `ann-${ANN_N}-subspace`);
   mkdirSync(dir, { recursive: true });
   const vectorsPath = join(dir, 'vectors.f32');
   const queriesPath = join(dir, 'queries.f32');
   const q = 1000;
-  // A mixture of 2,000 clusters of varying size and spread on the sphere: tiles of a collection
-  // cluster by tissue and stain, unlike i.i.d. Gaussian vectors.
+  // A mixture of 2,000 clusters of varying size on the sphere, each spread along its own
+  // 16-dimensional subspace with decaying variance, plus a little isotropic noise: embeddings of a
+  // collection cluster by tissue and stain and vary along few directions within a cluster (a low
+  // intrinsic dimension), unlike i.i.d. Gaussian vectors.
   if (!existsSync(vectorsPath) || !existsSync(queriesPath)) {
     const clusters = 2000;
+    const rank = 16;
     const centres = Array.from({ length: clusters }, () => normalize(Float32Array.from({ length: dim }, gaussian)));
-    const spreads = Array.from({ length: clusters }, () => 0.02 + random() * 0.06);
+    const bases = Array.from({ length: clusters }, () => Array.from({ length: rank }, () => normalize(Float32Array.from({ length: dim }, gaussian))));
+    const scales = Array.from({ length: clusters }, () => 0.2 + random() * 0.4);
     const weights = Array.from({ length: clusters }, () => random() ** 3);
     const total = weights.reduce((s, w) => s + w, 0);
     const cumulative: number[] = [];
@@ -203,9 +207,12 @@ if (SECTIONS.has('ann-synthetic')) {
       const r = random();
       let c = cumulative.findIndex((value) => value >= r);
       if (c < 0) c = clusters - 1;
-      const centre = centres[c]!;
-      const spread = spreads[c]!;
-      return normalize(Float32Array.from(centre, (v) => v + gaussian() * spread));
+      const vector = Float32Array.from(centres[c]!, (v) => v + gaussian() * 0.01);
+      bases[c]!.forEach((axis, j) => {
+        const amount = (gaussian() * scales[c]!) / Math.sqrt(j + 1);
+        for (let d = 0; d < dim; d++) vector[d] = (vector[d] ?? 0) + amount * (axis[d] ?? 0);
+      });
+      return normalize(vector);
     };
     const write = (path: string, count: number) => {
       const block = new Float32Array(count * dim);
