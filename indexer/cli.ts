@@ -9,7 +9,7 @@ import { extname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -27,10 +27,13 @@ Commands:
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
-         [-k 10] [--ef 64] [--filter JSON] [--include-self]
+         [-k 10] [--ef 64] [--filter JSON] [--include-self] [--exclude-own-patient]
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
+  hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
+                                     for each labelled query image (CSV: file,label), the nearest
+                                     tiles with another label, as NDJSON in input order
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   delete --index INDEX --slide ID    remove a slide and its tiles
   embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
@@ -55,7 +58,7 @@ class UsageError extends Error {}
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, delete: deleteSlide };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -352,6 +355,7 @@ async function search(args: string[]): Promise<void> {
     filter: { type: 'string' },
     mode: { type: 'string' },
     'include-self': { type: 'boolean' },
+    'exclude-own-patient': { type: 'boolean' },
     device: { type: 'string' },
     'models-dir': { type: 'string' },
   });
@@ -373,8 +377,11 @@ async function search(args: string[]): Promise<void> {
   const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
   const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
   const hitsJson = (hits: TileHit[]) => hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, mpp: hit.tile.mpp, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
+  // A query slide's own patient is excluded on request: other slides of one patient look alike.
+  const ownPatient = values.slide && values['exclude-own-patient'] ? store.shardFor(values.slide)?.slide(values.slide)?.metadata.patient_id : undefined;
+  const excludePatients = ownPatient ? new Set([ownPatient]) : undefined;
   const query = async (image: RgbImage, exclude?: string) =>
-    hitsJson(store.search((await embedder.embed([image]))[0] as Float32Array, { k, ef, filter, ...(exclude ? { excludeSlides: new Set([exclude]) } : {}) }));
+    hitsJson(store.search((await embedder.embed([image]))[0] as Float32Array, { k, ef, filter, ...(exclude ? { excludeSlides: new Set([exclude]) } : {}), ...(excludePatients ? { excludePatients } : {}) }));
   try {
     if (values.image) {
       process.stdout.write(`${JSON.stringify({ query: { image: values.image }, results: await query(await wholeImage(values.image)) }, null, 2)}\n`);
@@ -393,7 +400,7 @@ async function search(args: string[]): Promise<void> {
       if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
       const shard = store.shardFor(values.slide)!;
       const queries = (record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16)).map((label) => shard.vector(label));
-      const slides = searchSlides(store, queries, { k, ef, filter, excludeSlides: new Set(values['include-self'] ? [] : [record.slideId]) });
+      const slides = searchSlides(store, queries, { k, ef, filter, excludeSlides: new Set(values['include-self'] ? [] : [record.slideId]), ...(excludePatients ? { excludePatients } : {}) });
       const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
       process.stdout.write(`${JSON.stringify({ query: { slideId: record.slideId, mosaicTiles: queries.length }, results }, null, 2)}\n`);
     } else if (values.slide) {
@@ -459,6 +466,74 @@ async function deleteSlide(args: string[]): Promise<void> {
     if (!shard?.deleteSlide(values.slide)) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
     process.stdout.write(`deleted ${values.slide}\n`);
   } finally {
+    await store.close();
+  }
+}
+
+async function hardNegativesCommand(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    index: { type: 'string' },
+    queries: { type: 'string' },
+    k: { type: 'string', short: 'k' },
+    ef: { type: 'string' },
+    'label-field': { type: 'string' },
+    filter: { type: 'string' },
+    device: { type: 'string' },
+    'models-dir': { type: 'string' },
+  });
+  if (!values.index || !values.queries) throw new UsageError('--index INDEX and --queries FILE.csv are required');
+  const k = numberFlag(values.k, 'k', 10);
+  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${values.k}`);
+  let filter: Record<string, unknown> | undefined;
+  try {
+    filter = values.filter === undefined ? undefined : (JSON.parse(values.filter) as Record<string, unknown>);
+    parseFilter(filter);
+  } catch (error) {
+    if (isTesseraError(error)) throw error;
+    throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
+  }
+  const { parse: parseCsv } = await import('csv-parse/sync');
+  const rows = parseCsv(readFileSync(values.queries, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<{ file?: string; label?: string }>;
+  const base = (await import('node:path')).dirname(values.queries);
+  const info = readIndexInfo(values.index);
+  const model = resolveModel(info.model.id, modelsDir(values['models-dir']));
+  const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
+  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
+  try {
+    // Queries are embedded and answered in chunks, streamed line by line: batches of any size fit.
+    for (let start = 0; start < rows.length; start += embedder.batchSize) {
+      const chunk = rows.slice(start, start + embedder.batchSize);
+      const images: Array<RgbImage | null> = [];
+      const errors: Array<TesseraError | null> = [];
+      for (const row of chunk) {
+        try {
+          if (!row.file || row.label === undefined) throw new TesseraError('INVALID_ARGUMENT', `${values.queries}: every row needs file and label`);
+          images.push(await wholeImage((await import('node:path')).resolve(base, row.file)));
+          errors.push(null);
+        } catch (error) {
+          if (!isTesseraError(error)) throw error;
+          images.push(null);
+          errors.push(error);
+        }
+      }
+      const vectors = await embedder.embed(images.filter((image): image is RgbImage => image !== null));
+      let next = 0;
+      const queries = images.map((image, i) => (image ? { vector: vectors[next++] as Float32Array, label: chunk[i]?.label ?? '' } : null));
+      const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ef: numberFlag(values.ef, 'ef', 64), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
+      for (const [i, query] of queries.entries()) {
+        const row = chunk[i] ?? {};
+        const error = errors[i];
+        if (!query || error) {
+          process.stdout.write(`${JSON.stringify({ query: row, error: error?.code, message: error?.message })}\n`);
+          continue;
+        }
+        const hits: TileHit[] = answers.next().value ?? [];
+        const negatives = hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
+        process.stdout.write(`${JSON.stringify({ query: row, negatives })}\n`);
+      }
+    }
+  } finally {
+    await embedder.close();
     await store.close();
   }
 }

@@ -126,6 +126,12 @@ describe.skipIf(!hasSharedData)(`indexing and searching ${hasSharedData ? '' : S
     expect(results.map((match: { slideId: string }) => match.slideId)).not.toContain('S2');
     expect(results[0].evidence.length).toBeGreaterThan(0);
     expect(results[0].score).toBeGreaterThanOrEqual(results[results.length - 1].score);
+    // With its own slide allowed back in, S3 (patient P2) still never appears once its patient is excluded.
+    const withSelf = JSON.parse((await tessera('search', '--index', out, '--slide', 'S3', '--mode', 'slide', '--include-self', '--device', 'cpu')).stdout);
+    expect(withSelf.results.map((match: { slideId: string }) => match.slideId)).toContain('S3');
+    const ownPatient = JSON.parse((await tessera('search', '--index', out, '--slide', 'S3', '--mode', 'slide', '--include-self', '--exclude-own-patient', '--device', 'cpu')).stdout);
+    expect(ownPatient.results.length).toBeGreaterThan(0);
+    expect(ownPatient.results.every((match: { metadata: { patient_id: string } }) => match.metadata.patient_id !== 'P2')).toBe(true);
   });
 
   it('resumes after kill -9 with no duplicate and no missing tile', async () => {
@@ -208,5 +214,20 @@ describe.skipIf(!hasSharedData)(`indexing and searching ${hasSharedData ? '' : S
     expect(others).toHaveLength(5);
     expect(others.every((hit) => hit.tile.metadata?.label !== '01_TUMOR')).toBe(true);
     await store.close();
+  });
+
+  it('mines hard negatives in bulk as NDJSON, one line per query in order', async () => {
+    const tilesIndex = join(scratch, 'kather');
+    const folder = join(TILES, 'kather2016-samples-24');
+    const queries = join(scratch, 'negatives.csv');
+    writeFileSync(queries, ['file,label', `${join(folder, '01_TUMOR', '1A11_CRC-Prim-HE-07_022.tif_Row_601_Col_151.tif')},01_TUMOR`, 'nope.png,02_STROMA', `${join(folder, '02_STROMA', '10A01_CRC-Prim-HE-01_005.tif_Row_1_Col_901.tif')},02_STROMA`].join('\n'));
+    const result = await tessera('hard-negatives', '--index', tilesIndex, '--queries', queries, '-k', '4', '--device', 'cpu');
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.query.label)).toEqual(['01_TUMOR', '02_STROMA', '02_STROMA']);
+    expect(lines[1].error).toBe('SLIDE_NOT_FOUND');
+    expect(lines[0].negatives).toHaveLength(4);
+    expect(lines[0].negatives.every((hit: { metadata: { label: string } }) => hit.metadata.label !== '01_TUMOR')).toBe(true);
+    expect(lines[2].negatives.every((hit: { metadata: { label: string } }) => hit.metadata.label !== '02_STROMA')).toBe(true);
   });
 });
