@@ -4,12 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { extname, join } from 'node:path';
+import { availableParallelism, homedir } from 'node:os';
+import { dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -313,7 +314,8 @@ async function index(args: string[]): Promise<void> {
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
   if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
-  configureDecoding({ decodeThreads: Math.max(1, (await import('node:os')).availableParallelism()) });
+  // Indexing decodes JPEG 2000 / JPEG-LS tiles on every core while the model runs.
+  configureDecoding({ decodeThreads: availableParallelism() });
   const partition = parsePartition(values.partition);
   const report = await runIndex({
     ...(values.slides ? { slides: values.slides } : {}),
@@ -460,7 +462,7 @@ async function deleteSlide(args: string[]): Promise<void> {
   const { values } = parse(args, { index: { type: 'string' }, slide: { type: 'string' } });
   if (!values.index || !values.slide) throw new UsageError('--index INDEX and --slide ID are required');
   const info = readIndexInfo(values.index);
-  const store = IndexStore.open(values.index, { shards: [(await import('../engine/index.js')).shardOf(values.slide, info.shards)] });
+  const store = IndexStore.open(values.index, { shards: [shardOf(values.slide, info.shards)] });
   try {
     const shard = store.shards[0];
     if (!shard?.deleteSlide(values.slide)) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
@@ -492,9 +494,8 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
     if (isTesseraError(error)) throw error;
     throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
   }
-  const { parse: parseCsv } = await import('csv-parse/sync');
   const rows = parseCsv(readFileSync(values.queries, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<{ file?: string; label?: string }>;
-  const base = (await import('node:path')).dirname(values.queries);
+  const base = dirname(values.queries);
   const info = readIndexInfo(values.index);
   const model = resolveModel(info.model.id, modelsDir(values['models-dir']));
   const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
@@ -508,7 +509,7 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
       for (const row of chunk) {
         try {
           if (!row.file || row.label === undefined) throw new TesseraError('INVALID_ARGUMENT', `${values.queries}: every row needs file and label`);
-          images.push(await wholeImage((await import('node:path')).resolve(base, row.file)));
+          images.push(await wholeImage(resolve(base, row.file)));
           errors.push(null);
         } catch (error) {
           if (!isTesseraError(error)) throw error;

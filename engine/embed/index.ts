@@ -5,4 +5,4 @@ export { openSession, WorkerSession, type OpenedSession, type OutputTensor } fro
 export { poolAndNormalize, l2Normalize } from './pooling.js';
 export { PreprocessPool, type PreparedBatch } from './preprocess-pool.js';
 export { resolveModel, addModel, type AddModelRequest } from './load-model.js';
-export { embedTiles, type EmbeddedTile, type EmbedTilesStats, type SlideTile } from './embed-slide.js';
+export { embedTiles, type EmbeddedTile, type EmbedTilesStats, type SlideTile } from './embed-tiles.js';
