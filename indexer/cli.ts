@@ -342,6 +342,45 @@ async function index(args: string[]): Promise<void> {
   if (slides.indexed === 0 && slides.skipped === 0 && slides.failed > 0) throw new TesseraError('SLIDE_CORRUPT', `nothing could be indexed (${slides.failed} slides failed)`);
 }
 
+/** -k: results per query, 1 to 1000 (default 10). */
+function kFlag(value: string | undefined): number {
+  const k = numberFlag(value, 'k', 10);
+  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${value}`);
+  return k;
+}
+
+/** --filter: a JSON object, checked as a filter; undefined when absent. */
+function filterFlag(value: string | undefined): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let filter: Record<string, unknown>;
+  try {
+    filter = JSON.parse(value) as Record<string, unknown>;
+  } catch (error) {
+    throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
+  }
+  parseFilter(filter);
+  return filter;
+}
+
+/** Opens an index read-only with the model it was built with, and an embedder for query images. */
+async function openForQueries(indexDir: string, modelsDirFlag: string | undefined, device: string | undefined) {
+  const info = readIndexInfo(indexDir);
+  const model = resolveModel(info.model.id, modelsDir(modelsDirFlag));
+  const store = IndexStore.open(indexDir, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
+  try {
+    const embedder = await Embedder.create(model, { device: parseDevice(device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
+    return { info, store, embedder };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** A hit as the CLI prints it: location in level-0 pixels, cosine score, slide and tile metadata. */
+function hitsJson(hits: TileHit[]) {
+  return hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, mpp: hit.tile.mpp, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
+}
+
 async function search(args: string[]): Promise<void> {
   const { values } = parse(args, {
     index: { type: 'string' },
@@ -364,21 +403,10 @@ async function search(args: string[]): Promise<void> {
   if (!values.index) throw new UsageError('--index INDEX is required');
   const mode = values.mode ?? 'region';
   if (mode !== 'region' && mode !== 'slide') throw new UsageError(`--mode must be region or slide, got '${mode}'`);
-  const k = numberFlag(values.k, 'k', 10);
-  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${values.k}`);
+  const k = kFlag(values.k);
   const ef = numberFlag(values.ef, 'ef', 64);
-  let filter;
-  try {
-    filter = parseFilter(values.filter === undefined ? undefined : JSON.parse(values.filter));
-  } catch (error) {
-    if (isTesseraError(error)) throw error;
-    throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
-  }
-  const info = readIndexInfo(values.index);
-  const model = resolveModel(info.model.id, modelsDir(values['models-dir']));
-  const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
-  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
-  const hitsJson = (hits: TileHit[]) => hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, mpp: hit.tile.mpp, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
+  const filter = parseFilter(filterFlag(values.filter));
+  const { info, store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
   // A query slide's own patient is excluded on request: other slides of one patient look alike.
   const ownPatient = values.slide && values['exclude-own-patient'] ? store.shardFor(values.slide)?.slide(values.slide)?.metadata.patient_id : undefined;
   const excludePatients = ownPatient ? new Set([ownPatient]) : undefined;
@@ -484,22 +512,11 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
     'models-dir': { type: 'string' },
   });
   if (!values.index || !values.queries) throw new UsageError('--index INDEX and --queries FILE.csv are required');
-  const k = numberFlag(values.k, 'k', 10);
-  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UsageError(`-k must be an integer from 1 to 1000, got ${values.k}`);
-  let filter: Record<string, unknown> | undefined;
-  try {
-    filter = values.filter === undefined ? undefined : (JSON.parse(values.filter) as Record<string, unknown>);
-    parseFilter(filter);
-  } catch (error) {
-    if (isTesseraError(error)) throw error;
-    throw new UsageError(`--filter is not valid JSON: ${(error as Error).message}`);
-  }
+  const k = kFlag(values.k);
+  const filter = filterFlag(values.filter);
   const rows = parseCsv(readFileSync(values.queries, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<{ file?: string; label?: string }>;
   const base = dirname(values.queries);
-  const info = readIndexInfo(values.index);
-  const model = resolveModel(info.model.id, modelsDir(values['models-dir']));
-  const store = IndexStore.open(values.index, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
-  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
+  const { store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
   try {
     // Queries are embedded and answered in chunks, streamed line by line: batches of any size fit.
     for (let start = 0; start < rows.length; start += embedder.batchSize) {
@@ -529,8 +546,7 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
           continue;
         }
         const hits: TileHit[] = answers.next().value ?? [];
-        const negatives = hits.map((hit) => ({ slideId: hit.tile.slideId, x: hit.tile.x, y: hit.tile.y, width: hit.tile.width, height: hit.tile.height, score: Number(hit.score.toFixed(6)), metadata: { ...hit.slideMetadata, ...hit.tile.metadata } }));
-        process.stdout.write(`${JSON.stringify({ query: row, negatives })}\n`);
+        process.stdout.write(`${JSON.stringify({ query: row, negatives: hitsJson(hits) })}\n`);
       }
     }
   } finally {

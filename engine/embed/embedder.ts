@@ -115,26 +115,14 @@ export class Embedder {
   }
 
   /**
-   * Embeds a batch handed to `prepare`. The batch takes its place in a session's queue now, so
-   * batches run in the order this is called; the time a session sat waiting for preprocessing
-   * is recorded.
+   * Embeds a batch handed to `prepare`. Batches go to the sessions in turn and take their place
+   * in a session's queue now, so they run in the order this is called; the time a session sat
+   * waiting for preprocessing is recorded.
    */
   embedPrepared(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
-    return this.embedBatch(prepared);
-  }
-
-  /** Runs inference on preprocessed tensors (3 × inputSize² floats each). */
-  embedPreprocessed(inputs: Float32Array[]): Promise<Float32Array[]> {
-    const length = 3 * this.manifest.inputSize ** 2;
-    const data = new Float32Array(inputs.length * length);
-    inputs.forEach((input, index) => data.set(input, index * length));
-    return this.embedBatch(Promise.resolve({ data, count: inputs.length }));
-  }
-
-  /** Batches go to the sessions in turn; each session runs its batches one at a time, in order. */
-  private embedBatch(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
     const index = this.nextSession;
     this.nextSession = (this.nextSession + 1) % this.sessions.length;
+    // Each session runs its batches one at a time, in the order they were queued.
     const run = (this.running[index] as Promise<unknown>).then(async () => {
       const waitStarted = performance.now();
       const batch = await prepared;
@@ -143,6 +131,14 @@ export class Embedder {
     });
     this.running[index] = run.catch(() => undefined);
     return run;
+  }
+
+  /** Runs inference on preprocessed tensors (3 × inputSize² floats each). */
+  embedPreprocessed(inputs: Float32Array[]): Promise<Float32Array[]> {
+    const length = 3 * this.manifest.inputSize ** 2;
+    const data = new Float32Array(inputs.length * length);
+    inputs.forEach((input, index) => data.set(input, index * length));
+    return this.embedPrepared(Promise.resolve({ data, count: inputs.length }));
   }
 
   private async infer(session: WorkerSession, batch: PreparedBatch): Promise<Float32Array[]> {

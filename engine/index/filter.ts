@@ -58,8 +58,3 @@ export function matches(filter: Filter, tileMetadata: Record<string, string> | u
   }
   return true;
 }
-
-/** The fields a filter reads (to know whether tile-level metadata matters). */
-export function filterFields(filter: Filter): string[] {
-  return filter.conditions.map((entry) => entry.field);
-}

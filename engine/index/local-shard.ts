@@ -169,18 +169,13 @@ export class LocalShard {
       },
       labels.length,
     );
-    for (const label of previous?.labels ?? []) {
-      this.tileSlide.delete(label);
-      this.tileMetadata.delete(label);
-      this.stagedRecords.delete(label);
-    }
+    this.forget(previous?.labels ?? []);
     tileRecords.forEach((tile, i) => {
       this.tileSlide.set(labels[i] as Label, record.slideId);
       this.stagedRecords.set(labels[i] as Label, tile);
       if (tile.metadata) this.tileMetadata.set(labels[i] as Label, tile.metadata);
     });
     this.slides.set(record.slideId, slideRecord);
-    this.admissions.clear();
     if (!options.defer) this.flush();
     return slideRecord;
   }
@@ -195,13 +190,8 @@ export class LocalShard {
       for (const label of previous.labels) this.tiles.remove(label);
       this.slideRecords.remove(slideId);
     }, 0);
-    for (const label of previous.labels) {
-      this.tileSlide.delete(label);
-      this.tileMetadata.delete(label);
-      this.stagedRecords.delete(label);
-    }
+    this.forget(previous.labels);
     this.slides.delete(slideId as SlideId);
-    this.admissions.clear();
     this.flush();
     return true;
   }
@@ -335,9 +325,20 @@ export class LocalShard {
     return this.stagedTiles;
   }
 
+  /** Queues an LMDB write for the next commit; any change invalidates the cached filter admissions. */
   private stage(write: () => void, tiles: number): void {
     this.staged.push(write);
     this.stagedTiles += tiles;
+    this.admissions.clear();
+  }
+
+  /** Drops replaced or deleted tiles from the in-memory maps. */
+  private forget(labels: Label[]): void {
+    for (const label of labels) {
+      this.tileSlide.delete(label);
+      this.tileMetadata.delete(label);
+      this.stagedRecords.delete(label);
+    }
   }
 
   /**

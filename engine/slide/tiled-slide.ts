@@ -8,7 +8,7 @@ import { TesseraError, isTesseraError } from '../errors.js';
 import type { TileCrop } from './codecs/jpeg.js';
 import type { RgbImage } from './rgb-image.js';
 import { tileCache } from './tile-cache.js';
-import type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
+import type { Slide, SlideFormat, SlideLevel } from './types.js';
 
 /**
  * `random`: reads land anywhere (queries, benchmarks): a tile mostly not needed is decoded in
@@ -94,11 +94,6 @@ export class TiledSlide implements Slide {
     this.levels = this.readers.map((reader) => reader.level);
     this.associatedImages = source.associatedImages;
     this.properties = source.properties;
-  }
-
-  info(): SlideInfo {
-    const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = this;
-    return { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties };
   }
 
   levelForDownsample(downsample: number): number {
