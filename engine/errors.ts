@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'INDEX_CORRUPT',
   'INDEX_WRITE_FAILED',
   'INVALID_ARGUMENT',
+  'SHARD_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -5,3 +5,4 @@ export * from './tiling/index.js';
 export * from './embed/index.js';
 export * from './index/index.js';
 export * from './search/index.js';
+export * from './cluster/index.js';

@@ -56,6 +56,30 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 class UsageError extends Error {}
+/** Thrown by `parse` in check-only mode once a command's flags have parsed: nothing runs. */
+class FlagsParsed extends Error {}
+let checkOnly = false;
+
+/**
+ * Checks that `argv` (without the leading `tessera`) names a command and flags it accepts,
+ * without running it: for deployment files and scripts that build command lines.
+ * @returns null when valid, else the reason
+ */
+export async function checkInvocation(argv: string[]): Promise<string | null> {
+  const [name, ...args] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (!command) return `unknown command '${name ?? ''}'`;
+  checkOnly = true;
+  try {
+    await command(args);
+    return 'the command ran without parsing flags';
+  } catch (error) {
+    if (error instanceof FlagsParsed) return null;
+    return (error as Error).message;
+  } finally {
+    checkOnly = false;
+  }
+}
 
 type Command = (args: string[]) => Promise<void>;
 
@@ -90,11 +114,14 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  let parsed;
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  if (checkOnly) throw new FlagsParsed();
+  return parsed;
 }
 
 function singleSlide(positionals: string[]): string {

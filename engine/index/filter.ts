@@ -58,3 +58,8 @@ export function matches(filter: Filter, tileMetadata: Record<string, string> | u
   }
   return true;
 }
+
+/** The dataset a slide belongs to, for API key scopes: its `dataset` metadata, else `default`. */
+export function datasetOf(slideMetadata: Record<string, string>): string {
+  return slideMetadata.dataset || 'default';
+}

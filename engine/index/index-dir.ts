@@ -83,8 +83,11 @@ export class IndexStore {
     readonly shards: LocalShard[],
   ) {}
 
-  /** Opens the listed shards (default: all of them when writable; those present when read-only). */
-  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef } = {}): IndexStore {
+  /**
+   * Opens the listed shards (default: all of them when writable; those present when read-only).
+   * `graph: false` opens records and metadata only (see LocalShard.open).
+   */
+  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean } = {}): IndexStore {
     const info = readIndexInfo(indexDir);
     const expected = options.expectModel;
     if (expected && (expected.id !== info.model.id || expected.version !== info.model.version || expected.dimension !== info.model.dimension)) {
@@ -92,9 +95,11 @@ export class IndexStore {
     }
     const all = Array.from({ length: info.shards }, (_, shard) => shard);
     const wanted = options.shards ?? (options.readOnly ? all.filter((shard) => existsSync(shardDir(indexDir, shard))) : all);
+    const unknown = wanted.filter((shard) => !Number.isInteger(shard) || shard < 0 || shard >= info.shards);
+    if (unknown.length > 0) throw new TesseraError('INVALID_ARGUMENT', `${indexDir} has shards 0 to ${info.shards - 1}; there is no shard ${unknown.join(', ')}`);
     const shards: LocalShard[] = [];
     try {
-      for (const shard of wanted) shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false }));
+      for (const shard of wanted) shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true }));
     } catch (error) {
       for (const shard of shards) void shard.close();
       throw error;

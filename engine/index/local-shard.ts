@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { TesseraError } from '../errors.js';
-import { EMPTY_FILTER, matches, type Filter } from './filter.js';
+import { EMPTY_FILTER, datasetOf, matches, type Filter } from './filter.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -40,6 +40,11 @@ export interface SearchOptions {
   excludeSlides?: ReadonlySet<string>;
   /** Patients whose slides never come back (metadata field `patient_id`). */
   excludePatients?: ReadonlySet<string>;
+  /**
+   * The datasets a caller may see (an API key's scope): tiles of other slides never come back and
+   * are never counted. Absent: every dataset. A slide's dataset is `datasetOf(its metadata)`.
+   */
+  datasets?: ReadonlySet<string>;
 }
 
 export interface NewTile {
@@ -73,9 +78,15 @@ export class LocalShard {
     private readonly readOnly: boolean,
   ) {}
 
-  /** Opens (or, when writable, creates) shard `index` in `dir`. */
-  static open(dir: string, index: number, info: IndexInfo, options: { readOnly?: boolean } = {}): LocalShard {
+  /**
+   * Opens (or, when writable, creates) shard `index` in `dir`. With `graph: false` (read-only
+   * only) the HNSW file is not loaded: records and metadata without the memory of the vectors,
+   * for a process that leaves searching to worker threads holding their own copy.
+   */
+  static open(dir: string, index: number, info: IndexInfo, options: { readOnly?: boolean; graph?: boolean } = {}): LocalShard {
     const readOnly = options.readOnly ?? false;
+    const withGraph = options.graph ?? true;
+    if (!withGraph && !readOnly) throw new TesseraError('INVALID_ARGUMENT', `shard ${index}: only a read-only shard can be opened without its graph`);
     if (!readOnly) mkdirSync(dir, { recursive: true });
     else if (!existsSync(join(dir, 'lmdb'))) throw new TesseraError('INDEX_CORRUPT', `shard ${index}: ${dir} has no LMDB environment`);
     const manifestPath = join(dir, 'manifest.json');
@@ -91,8 +102,8 @@ export class LocalShard {
     const meta = env.openDB<number, string>({ name: 'meta' });
     const hnsw = new HierarchicalNSW('cosine', info.model.dimension);
     const hnswPath = join(dir, 'hnsw.bin');
-    if (existsSync(hnswPath)) hnsw.readIndexSync(hnswPath, false);
-    else hnsw.initIndex(INITIAL_CAPACITY, info.hnsw.M, info.hnsw.efConstruction, 100, false);
+    if (withGraph && existsSync(hnswPath)) hnsw.readIndexSync(hnswPath, false);
+    else hnsw.initIndex(withGraph ? INITIAL_CAPACITY : 1, info.hnsw.M, info.hnsw.efConstruction, 100, false);
     const shard = new LocalShard(index, dir, info, hnsw, env, tiles, slides, meta, readOnly);
     shard.load();
     return shard;
@@ -204,7 +215,7 @@ export class LocalShard {
   search(query: Float32Array, options: SearchOptions): TileHit[] {
     const { k } = options;
     const filter = options.filter ?? EMPTY_FILTER;
-    const restricted = filter.conditions.length > 0 || (options.excludeSlides?.size ?? 0) > 0 || (options.excludePatients?.size ?? 0) > 0;
+    const restricted = filter.conditions.length > 0 || (options.excludeSlides?.size ?? 0) > 0 || (options.excludePatients?.size ?? 0) > 0 || options.datasets !== undefined;
     const live = this.tileSlide.size;
     if (live === 0 || k <= 0) return [];
     let labels: Label[];
@@ -231,7 +242,12 @@ export class LocalShard {
 
   /** The labels a filter and exclusions admit, computed once per distinct filter until the next write. */
   private admission(filter: Filter, options: SearchOptions): Admission {
-    const key = JSON.stringify([filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]), [...(options.excludeSlides ?? [])].sort(), [...(options.excludePatients ?? [])].sort()]);
+    const key = JSON.stringify([
+      filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]),
+      [...(options.excludeSlides ?? [])].sort(),
+      [...(options.excludePatients ?? [])].sort(),
+      options.datasets ? [...options.datasets].sort() : null,
+    ]);
     const cached = this.admissions.get(key);
     if (cached) return cached;
     const admittedSlides = new Set<SlideId>();
@@ -239,6 +255,7 @@ export class LocalShard {
       if (options.excludeSlides?.has(slide.slideId)) continue;
       const patient = slide.metadata.patient_id;
       if (patient !== undefined && options.excludePatients?.has(patient)) continue;
+      if (options.datasets && !options.datasets.has(datasetOf(slide.metadata))) continue;
       admittedSlides.add(slide.slideId);
     }
     const bitmap = new Uint8Array(this.nextLabel);

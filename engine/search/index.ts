@@ -1,4 +1,4 @@
 /** engine/search: slide search by mosaic, hard negatives. Region search is IndexStore.search. */
 export { mosaicOf, type MosaicOptions } from './mosaic.js';
-export { searchSlides, type SlideMatch, type SlideSearchOptions } from './slide-search.js';
+export { searchSlides, rankSlides, type SlideMatch, type SlideSearchOptions } from './slide-search.js';
 export { hardNegatives, type HardNegativeOptions, type LabelledQuery } from './hard-negatives.js';

@@ -31,11 +31,19 @@ export interface SlideSearchOptions extends Omit<SearchOptions, 'k'> {
 
 export function searchSlides(store: Pick<IndexStore, 'search'>, queries: Float32Array[], options: SlideSearchOptions): SlideMatch[] {
   const perQuery = options.tilesPerQuery ?? 50;
+  return rankSlides(queries.map((query) => store.search(query, { ...options, k: perQuery })), options);
+}
+
+/**
+ * Ranks slides from each query tile's nearest tiles (the tiles-per-query search already done,
+ * wherever the shards live): the aggregation half of searchSlides.
+ */
+export function rankSlides(hitsPerQuery: TileHit[][], options: Pick<SlideSearchOptions, 'k' | 'evidencePerSlide' | 'aggregate'>): SlideMatch[] {
+  const queryCount = hitsPerQuery.length;
   const best = new Map<string, { scores: number[]; evidence: TileHit[]; metadata: Record<string, string> }>();
-  queries.forEach((query, queryIndex) => {
-    const hits = store.search(query, { ...options, k: perQuery });
+  hitsPerQuery.forEach((hits, queryIndex) => {
     for (const hit of hits) {
-      const entry = best.get(hit.tile.slideId) ?? { scores: new Array<number>(queries.length).fill(0), evidence: [], metadata: hit.slideMetadata };
+      const entry = best.get(hit.tile.slideId) ?? { scores: new Array<number>(queryCount).fill(0), evidence: [], metadata: hit.slideMetadata };
       entry.scores[queryIndex] = Math.max(entry.scores[queryIndex] ?? 0, hit.score);
       entry.evidence.push(hit);
       best.set(hit.tile.slideId, entry);

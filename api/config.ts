@@ -1,0 +1,174 @@
+/**
+ * The service's configuration: built once at start-up from flags, environment and an optional
+ * JSON file, then trusted everywhere else. Nothing below reads process.env.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { TesseraError } from '../engine/index.js';
+
+export type Role = 'all' | 'shard' | 'router';
+
+/** One API key as stored in the keys file: its sha256, never the key itself. */
+export interface ApiKeyEntry {
+  /** A name for logs and rate limits (never the key). */
+  id: string;
+  /** Hex sha256 of the key. */
+  sha256: string;
+  /** Datasets the key may search and see; ["*"] for all. */
+  datasets: string[];
+  /** May call admin routes (reload). */
+  admin: boolean;
+  /** Requests per minute (default: the config's rateLimit.perMinute). */
+  rateLimitPerMinute?: number;
+}
+
+export interface ServeConfig {
+  role: Role;
+  host: string;
+  port: number;
+  /** Index directory (roles all and shard). */
+  indexDir?: string;
+  /** Shards this node serves (role shard; default all present). */
+  shards?: number[];
+  /** Shard node URLs (role router), one per group of shards. */
+  nodes: string[];
+  /** Replica URLs: `replicas[i]` serves the same shards as `nodes[i]` (comma-separated lists per node with `|`). */
+  replicas: string[][];
+  /** Folders slide files must lie in. Default: the working directory. */
+  slideRoots: string[];
+  /** API keys; empty: open access, allowed on a loopback host only. */
+  keys: ApiKeyEntry[];
+  /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
+  clusterToken?: string;
+  modelsDir: string;
+  device: string;
+  /** Search threads (default: one per core). */
+  searchThreads?: number;
+  /** Time a fan-out may take before a node counts as missing. */
+  deadlineMs: number;
+  limits: {
+    /** Largest request body (uploads included), bytes. */
+    bodyBytes: number;
+    /** Largest decoded upload, pixels (width × height). */
+    uploadPixels: number;
+    /** Most images in one request (slide search by regions, hard negatives). */
+    imagesPerRequest: number;
+    /** Most queries in one hard-negative request. */
+    queriesPerRequest: number;
+  };
+  rateLimit: { perMinute: number };
+  /** Serve the web viewer at / (off for shard nodes). */
+  viewer: boolean;
+  logLevel: string;
+}
+
+export const DEFAULT_LIMITS: ServeConfig['limits'] = { bodyBytes: 16 * 2 ** 20, uploadPixels: 4096 * 4096, imagesPerRequest: 64, queriesPerRequest: 10_000 };
+
+/** Options of the config file (all optional); flags override it. */
+interface ConfigFile {
+  keys?: ApiKeyEntry[];
+  slideRoots?: string[];
+  limits?: Partial<ServeConfig['limits']>;
+  rateLimit?: { perMinute?: number };
+  deadlineMs?: number;
+}
+
+/** Reads and checks a config file. @throws TesseraError INVALID_ARGUMENT naming the file and field */
+export function readConfigFile(path: string): ConfigFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TesseraError('INVALID_ARGUMENT', `${path}: cannot read the config: ${(error as Error).message}`, { cause: error });
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new TesseraError('INVALID_ARGUMENT', `${path}: the config must be a JSON object`);
+  const file = parsed as ConfigFile;
+  for (const [i, key] of (file.keys ?? []).entries()) {
+    if (typeof key.id !== 'string' || !key.id) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].id must be a non-empty string`);
+    if (typeof key.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(key.sha256)) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].sha256 must be 64 lowercase hex digits (the sha256 of the key, never the key)`);
+    if (!Array.isArray(key.datasets) || !key.datasets.every((d) => typeof d === 'string')) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].datasets must be a list of dataset names, or ["*"]`);
+    key.admin = key.admin === true;
+  }
+  return { ...file, slideRoots: file.slideRoots?.map((root) => resolve(root)) };
+}
+
+export interface ServeFlags {
+  role?: string;
+  host?: string;
+  port?: string;
+  index?: string;
+  shards?: string;
+  nodes?: string;
+  replicas?: string;
+  config?: string;
+  'slide-roots'?: string;
+  'models-dir'?: string;
+  device?: string;
+  threads?: string;
+  'deadline-ms'?: string;
+  'no-viewer'?: boolean;
+}
+
+/**
+ * Builds the config from flags, the config file they name and the environment.
+ * @throws TesseraError INVALID_ARGUMENT naming the flag and what it expects
+ */
+export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultModelsDir: string): ServeConfig {
+  const role = (flags.role ?? 'all') as Role;
+  if (!['all', 'shard', 'router'].includes(role)) throw invalid(`--role must be all, shard or router, got '${flags.role}'`);
+  const file = flags.config ? readConfigFile(flags.config) : {};
+  const port = integer(flags.port ?? '8080', '--port', 0, 65535);
+  if ((role === 'all' || role === 'shard') && !flags.index) throw invalid(`--index INDEX is required for role ${role}`);
+  const nodes = (flags.nodes ?? '').split(',').map((url) => url.trim()).filter(Boolean);
+  if (role === 'router' && nodes.length === 0) throw invalid('--nodes URL,URL… is required for role router');
+  for (const url of nodes) checkUrl(url, '--nodes');
+  // --replicas lists, per node and in the same order, that node's replicas separated by '|'.
+  const replicas = (flags.replicas ?? '').split(',').map((group) => group.split('|').map((url) => url.trim()).filter(Boolean));
+  if (flags.replicas !== undefined && replicas.length > nodes.length) throw invalid(`--replicas lists ${replicas.length} groups for ${nodes.length} nodes`);
+  for (const url of replicas.flat()) checkUrl(url, '--replicas');
+  const shards = flags.shards === undefined ? undefined : flags.shards.split(',').map((value) => integer(value.trim(), '--shards', 0, 4095));
+  return {
+    role,
+    host: flags.host ?? '127.0.0.1',
+    port,
+    ...(flags.index ? { indexDir: resolve(flags.index) } : {}),
+    ...(shards ? { shards } : {}),
+    nodes,
+    replicas: nodes.map((_, i) => replicas[i] ?? []),
+    slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
+    keys: file.keys ?? [],
+    ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
+    modelsDir: flags['models-dir'] ?? defaultModelsDir,
+    device: flags.device ?? 'auto',
+    ...(flags.threads ? { searchThreads: integer(flags.threads, '--threads', 1, 256) } : {}),
+    deadlineMs: flags['deadline-ms'] ? integer(flags['deadline-ms'], '--deadline-ms', 1, 600_000) : (file.deadlineMs ?? 2000),
+    limits: { ...DEFAULT_LIMITS, ...file.limits },
+    rateLimit: { perMinute: file.rateLimit?.perMinute ?? 600_000 },
+    viewer: role !== 'shard' && !flags['no-viewer'],
+    logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
+  };
+}
+
+function integer(value: string, flag: string, min: number, max: number): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isInteger(parsed) || parsed < min || parsed > max) throw invalid(`${flag} must be an integer from ${min} to ${max}, got '${value}'`);
+  return parsed;
+}
+
+function checkUrl(url: string, flag: string): void {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw invalid(`${flag}: '${url}' is not an http(s) URL`);
+  }
+}
+
+function invalid(message: string): TesseraError {
+  return new TesseraError('INVALID_ARGUMENT', message);
+}
+
+/** True for hosts only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

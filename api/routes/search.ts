@@ -1,0 +1,121 @@
+/** POST /v1/search/region and /v1/search/slide: similar regions and similar slides. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { rankSlides, type ClusterSearchResult } from '../../engine/index.js';
+import { ApiError } from '../errors.js';
+import { readMultipartQuery } from '../multipart.js';
+import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
+import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
+import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
+import { accessOf, hitJson, notePartial, scopedSearch, slideUrl } from './shared.js';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+
+export async function searchRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  app.post(
+    '/v1/search/region',
+    {
+      schema: {
+        summary: 'Similar regions',
+        description: 'Query by a region of an indexed slide (a rectangle equal to an indexed tile needs no embedding) or by an uploaded image (JSON base64, or multipart with a file field "image").',
+        tags: ['search'],
+        consumes: ['application/json', 'multipart/form-data'],
+        body: { content: { 'application/json': { schema: RegionSearchBody } } },
+        response: { 200: RegionSearchReply, ...errors },
+      },
+    },
+    async (request) => {
+      const started = performance.now();
+      const access = accessOf(request);
+      const body = await regionBody(request, services);
+      const k = body.k ?? 10;
+      let vector: Float32Array;
+      let query: Record<string, unknown>;
+      let querySlide;
+      if (body.imageBytes) {
+        if (body.slideId !== undefined) throw new ApiError('BAD_REQUEST', 'give either an image or a slide region, not both');
+        const image = await decodeQueryImage(body.imageBytes, services.config.limits.uploadPixels);
+        query = { image: { width: image.width, height: image.height } };
+        vector = (await embedImages(services, [image]))[0] as Float32Array;
+      } else {
+        const { slideId, x, y, width, height } = body;
+        if (slideId === undefined || x === undefined || y === undefined || width === undefined || height === undefined) {
+          throw new ApiError('BAD_REQUEST', 'give an image, or slideId with x, y, width and height (level-0 pixels)');
+        }
+        querySlide = await services.cluster.slide(slideId, access.datasets);
+        if (!querySlide) throw notFound(slideId);
+        const resolved = await regionVector(services, access, { slideId, x, y, width, height });
+        vector = resolved.vector;
+        query = { slideId, x, y, width, height, embedded: resolved.embedded };
+      }
+      const result = await services.cluster.search([vector], scopedSearch(access, { ...body, k }, querySlide));
+      observe(services, result);
+      return { query, results: (result.hits[0] ?? []).map(hitJson), coverage: result.coverage, tookMs: round(performance.now() - started) };
+    },
+  );
+
+  app.post<{ Body: SlideSearchBody }>(
+    '/v1/search/slide',
+    {
+      schema: {
+        summary: 'Similar slides',
+        description: "Query by an indexed slide (its mosaic of representative tiles) or by a set of region images; slides rank by the mean over query tiles of their best match, with the matching regions as evidence.",
+        tags: ['search'],
+        body: SlideSearchBody,
+        response: { 200: SlideSearchReply, ...errors },
+      },
+    },
+    async (request) => {
+      const started = performance.now();
+      const access = accessOf(request);
+      const body = request.body;
+      const { vectors, query, querySlide } = await slideQuery(services, request, body);
+      const result = await services.cluster.search(vectors, { ...scopedSearch(access, { ...body, k: 50 }, querySlide) });
+      observe(services, result);
+      const slides = rankSlides(result.hits, { k: body.k ?? 10, evidencePerSlide: 3 });
+      return {
+        query,
+        results: slides.map((match) => ({
+          slideId: match.slideId,
+          score: Number(match.score.toFixed(6)),
+          matchedQueries: match.matchedQueries,
+          metadata: match.metadata,
+          thumbnailUrl: `${slideUrl(match.slideId)}/thumbnail`,
+          evidence: match.evidence.map(hitJson),
+        })),
+        coverage: result.coverage,
+        tookMs: round(performance.now() - started),
+      };
+    },
+  );
+}
+
+/** The query vectors of a slide search or cohort: an indexed slide's mosaic, or embedded images. */
+export async function slideQuery(services: Services, request: FastifyRequest, body: { slideId?: string | undefined; images?: string[] | undefined }) {
+  const access = accessOf(request);
+  if ((body.slideId === undefined) === (body.images === undefined)) throw new ApiError('BAD_REQUEST', 'give either slideId or images');
+  if (body.slideId !== undefined) {
+    const querySlide = await services.cluster.slide(body.slideId, access.datasets);
+    if (!querySlide) throw notFound(body.slideId);
+    const vectors = await mosaicVectors(services, access, body.slideId);
+    return { vectors, query: { slideId: body.slideId, mosaicTiles: vectors.length }, querySlide };
+  }
+  const images = await Promise.all((body.images ?? []).map((text, i) => decodeQueryImage(bytesFromBase64(text, `images[${i}]`), services.config.limits.uploadPixels)));
+  const vectors = await embedImages(services, images);
+  return { vectors, query: { images: images.length }, querySlide: undefined };
+}
+
+function observe(services: Services, result: ClusterSearchResult): void {
+  services.metrics.observeShards(result.shardMs);
+  notePartial(services, result.coverage);
+}
+
+/** A region search body from JSON or multipart, with the image (if any) as bytes. */
+async function regionBody(request: FastifyRequest, services: Services): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
+  if (request.isMultipart()) return readMultipartQuery(request, services.config.limits.bodyBytes);
+  const body = request.body as RegionSearchBody;
+  return body.image === undefined ? body : { ...body, imageBytes: bytesFromBase64(body.image, 'image') };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,54 @@
+/** Health, readiness, metrics, models, the index and the caller's session. */
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { listModels } from '../../models/index.js';
+import type { KeyRing } from '../auth.js';
+import { ErrorBody } from '../schemas.js';
+import type { Services } from '../services.js';
+import { accessOf } from './shared.js';
+
+export async function systemRoutes(app: FastifyInstance, services: Services, keys: KeyRing, isReady: () => boolean): Promise<void> {
+  app.get('/health', { schema: { summary: 'Liveness, role, shards, model and counts', tags: ['system'] } }, async () => {
+    const groups = await services.cluster.health();
+    return { status: 'ok', role: services.config.role, model: services.cluster.index.model, index: services.cluster.index, shards: groups.flatMap((group) => ('error' in group ? [] : group.shards)), groups };
+  });
+
+  app.get('/ready', { schema: { summary: 'Ready to serve (shards loaded, nodes reachable)', tags: ['system'], response: { 503: ErrorBody } } }, async (_request, reply) => {
+    if (!isReady()) return reply.status(503).send({ error: 'NOT_READY', message: 'still loading' });
+    return { status: 'ready' };
+  });
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['system'], produces: ['text/plain'] } }, async (_request, reply) => {
+    return reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics());
+  });
+
+  app.get('/v1/session', { schema: { summary: 'Whether a key is required, and what the presented key may see', tags: ['system'] } }, async (request) => {
+    let key: { id: string; datasets: string[] | null; admin: boolean } | null = null;
+    try {
+      const access = keys.authenticate(request);
+      key = { id: access.keyId, datasets: access.datasets, admin: access.admin };
+    } catch {
+      key = null;
+    }
+    return { authRequired: !keys.open, key };
+  });
+
+  app.get('/v1/models', { schema: { summary: 'Installed models and the one this index uses', tags: ['system'], response: { 401: ErrorBody } } }, async (request) => {
+    accessOf(request);
+    const inUse = services.cluster.index.model;
+    const installed = services.config.role === 'shard' ? [] : listModels(services.config.modelsDir).map(({ manifest, bundled }) => ({ id: manifest.id, version: manifest.version, dimension: manifest.dimension, inputSize: manifest.inputSize, license: manifest.license, bundled }));
+    return { inUse, loaded: services.embedder ? { id: services.embedder.manifest.id, provider: services.embedder.provider } : null, installed };
+  });
+
+  app.get(
+    '/v1/index',
+    { schema: { summary: 'Shards, counts, model and tile grid', tags: ['system'], response: { 200: Type.Object({ index: Type.Unknown(), groups: Type.Unknown(), totals: Type.Object({ slides: Type.Integer(), tiles: Type.Integer() }) }), 401: ErrorBody } } },
+    async (request) => {
+      const access = accessOf(request);
+      const groups = await services.cluster.health();
+      // Counts per dataset would say what exists outside a key's scope: scoped keys see their own totals only.
+      const { slides } = await services.cluster.slides(access.datasets);
+      return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0) } };
+    },
+  );
+}

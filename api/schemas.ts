@@ -1,0 +1,197 @@
+/**
+ * JSON schemas of the API (TypeBox): each is validation, OpenAPI documentation and the handler's
+ * type at once. Bodies refuse unknown fields; numbers are not coerced from strings in bodies.
+ */
+import { Type, type Static } from 'typebox';
+
+export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() }, { $id: 'Error' });
+
+const Metadata = Type.Record(Type.String(), Type.String(), { description: 'Slide metadata (dataset, organ, stain, species, diagnosis, patient_id…) and tile metadata (label)' });
+const SlideIdField = Type.String({ minLength: 1, maxLength: 512, description: 'A slide id as indexed' });
+const Coordinate = Type.Integer({ minimum: 0, maximum: 10_000_000 });
+const Size = Type.Integer({ minimum: 1, maximum: 10_000_000 });
+
+export const FilterSchema = Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), {
+  description: 'Metadata conditions: {"organ": "lung", "diagnosis": {"in": ["LUAD", "LUSC"]}, "label": {"not": "normal"}}',
+  maxProperties: 32,
+});
+
+export const ExcludeSchema = Type.Object(
+  {
+    slides: Type.Optional(Type.Array(SlideIdField, { maxItems: 1000 })),
+    ownSlide: Type.Optional(Type.Boolean({ description: 'Leave out the query slide (default true)' })),
+    ownPatient: Type.Optional(Type.Boolean({ description: "Leave out every slide of the query slide's patient (default false)" })),
+  },
+  { additionalProperties: false },
+);
+
+const SearchOptions = {
+  k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Results to return (default 10)' })),
+  ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'HNSW search breadth (default 64): higher is slower and more exact' })),
+  filter: Type.Optional(FilterSchema),
+  exclude: Type.Optional(ExcludeSchema),
+};
+
+const ImageField = Type.String({ minLength: 1, description: 'A PNG, JPEG or TIFF image, base64 (a data: URL is accepted)' });
+
+export const RegionSearchBody = Type.Object(
+  {
+    slideId: Type.Optional(SlideIdField),
+    x: Type.Optional(Coordinate),
+    y: Type.Optional(Coordinate),
+    width: Type.Optional(Size),
+    height: Type.Optional(Size),
+    image: Type.Optional(ImageField),
+    ...SearchOptions,
+  },
+  { additionalProperties: false, description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image' },
+);
+export type RegionSearchBody = Static<typeof RegionSearchBody>;
+
+export const SlideSearchBody = Type.Object(
+  {
+    slideId: Type.Optional(SlideIdField),
+    images: Type.Optional(Type.Array(ImageField, { minItems: 1, maxItems: 64 })),
+    ...SearchOptions,
+  },
+  { additionalProperties: false },
+);
+export type SlideSearchBody = Static<typeof SlideSearchBody>;
+
+export const CohortBody = Type.Object(
+  {
+    slideId: Type.Optional(SlideIdField),
+    images: Type.Optional(Type.Array(ImageField, { minItems: 1, maxItems: 64 })),
+    ...SearchOptions,
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Slides in the cohort (default 100)' })),
+    includeQuery: Type.Optional(Type.Boolean({ description: 'Put the query slide first in the cohort (default false)' })),
+  },
+  { additionalProperties: false },
+);
+export type CohortBody = Static<typeof CohortBody>;
+
+export const HardNegativeQuery = Type.Object(
+  {
+    label: Type.String({ minLength: 1, maxLength: 256 }),
+    slideId: Type.Optional(SlideIdField),
+    x: Type.Optional(Coordinate),
+    y: Type.Optional(Coordinate),
+    width: Type.Optional(Size),
+    height: Type.Optional(Size),
+    image: Type.Optional(ImageField),
+  },
+  { additionalProperties: false },
+);
+
+export const HardNegativesBody = Type.Object(
+  {
+    queries: Type.Array(HardNegativeQuery, { minItems: 1, maxItems: 10_000 }),
+    labelField: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Metadata field holding the label (default "label")' })),
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    filter: Type.Optional(FilterSchema),
+  },
+  { additionalProperties: false },
+);
+export type HardNegativesBody = Static<typeof HardNegativesBody>;
+
+export const Hit = Type.Object({
+  slideId: Type.String(),
+  x: Type.Number(),
+  y: Type.Number(),
+  width: Type.Number(),
+  height: Type.Number(),
+  mpp: Type.Number({ description: 'µm per level-0 pixel of the slide' }),
+  score: Type.Number({ description: 'Cosine similarity; 1.0 for an identical tile' }),
+  shard: Type.Integer(),
+  metadata: Metadata,
+  imageUrl: Type.String(),
+  slideUrl: Type.String(),
+});
+export type Hit = Static<typeof Hit>;
+
+export const Coverage = Type.Object({
+  answered: Type.Integer({ description: 'Shards that answered in time' }),
+  total: Type.Integer(),
+  missing: Type.Array(Type.Integer(), { description: 'Shards left out of these results' }),
+});
+
+export const RegionSearchReply = Type.Object({
+  query: Type.Record(Type.String(), Type.Unknown()),
+  results: Type.Array(Hit),
+  coverage: Coverage,
+  tookMs: Type.Number(),
+});
+
+export const SlideMatchReply = Type.Object({
+  slideId: Type.String(),
+  score: Type.Number(),
+  matchedQueries: Type.Integer(),
+  metadata: Metadata,
+  thumbnailUrl: Type.String(),
+  evidence: Type.Array(Hit),
+});
+
+export const SlideSearchReply = Type.Object({
+  query: Type.Record(Type.String(), Type.Unknown()),
+  results: Type.Array(SlideMatchReply),
+  coverage: Coverage,
+  tookMs: Type.Number(),
+});
+
+export const CohortReply = Type.Object({
+  query: Type.Record(Type.String(), Type.Unknown()),
+  slides: Type.Array(Type.Object({ slideId: Type.String(), score: Type.Number(), metadata: Metadata })),
+  coverage: Coverage,
+});
+
+export const SlideSummaryReply = Type.Object({
+  slideId: Type.String(),
+  metadata: Metadata,
+  width: Type.Integer(),
+  height: Type.Integer(),
+  mpp: Type.Array(Type.Number()),
+  tiles: Type.Integer(),
+  shard: Type.Integer(),
+  indexedAt: Type.String(),
+  thumbnailUrl: Type.String(),
+  dziUrl: Type.String(),
+});
+
+export const SlideListQuery = Type.Object(
+  {
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    q: Type.Optional(Type.String({ maxLength: 256 })),
+    dataset: Type.Optional(Type.String({ maxLength: 256 })),
+    organ: Type.Optional(Type.String({ maxLength: 256 })),
+    stain: Type.Optional(Type.String({ maxLength: 256 })),
+    species: Type.Optional(Type.String({ maxLength: 256 })),
+    diagnosis: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SlideListReply = Type.Object({
+  total: Type.Integer(),
+  offset: Type.Integer(),
+  limit: Type.Integer(),
+  slides: Type.Array(SlideSummaryReply),
+  facets: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer())),
+  coverage: Coverage,
+});
+
+export const RegionImageQuery = Type.Object(
+  {
+    x: Coordinate,
+    y: Coordinate,
+    width: Size,
+    height: Size,
+    size: Type.Optional(Type.Integer({ minimum: 8, maximum: 2048, description: 'Longer side of the output, px (default min(longer side, 512))' })),
+    level: Type.Optional(Type.Integer({ minimum: 0, maximum: 64, description: 'Read at this pyramid level instead (output = region / downsample, at most 2048 px a side)' })),
+    format: Type.Optional(Type.Union([Type.Literal('jpeg'), Type.Literal('png')])),
+  },
+  { additionalProperties: false },
+);
+
+export const SlideParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 600 }) });

@@ -1,0 +1,84 @@
+/**
+ * Pixels of indexed slides for the viewer and result galleries: thumbnails, regions and Deep Zoom
+ * tiles, encoded with sharp. Only the pyramid is ever read: associated images (label, macro) carry
+ * patient names and are never served.
+ */
+import sharp from 'sharp';
+import type { Slide } from '../engine/index.js';
+import { ApiError } from './errors.js';
+
+export const DZI_TILE_PX = 256;
+const MAX_OUTPUT_SIDE = 2048;
+
+export type ImageFormat = 'jpeg' | 'png';
+
+export async function encode(data: Buffer, width: number, height: number, format: ImageFormat, outWidth = width, outHeight = height): Promise<Buffer> {
+  let pipeline = sharp(data, { raw: { width, height, channels: 3 } });
+  if (outWidth !== width || outHeight !== height) pipeline = pipeline.resize(outWidth, outHeight, { fit: 'fill' });
+  return format === 'png' ? pipeline.png({ compressionLevel: 6 }).toBuffer() : pipeline.jpeg({ quality: 82, mozjpeg: false }).toBuffer();
+}
+
+/** The slide scaled to fit `size` px. */
+export async function thumbnail(slide: Slide, size: number): Promise<Buffer> {
+  const image = await slide.thumbnail(size);
+  return encode(image.data, image.width, image.height, 'jpeg');
+}
+
+/**
+ * A region in level-0 pixels, fitted into `size` px (read from the coarsest adequate level), or
+ * read at pyramid level `level`. @throws ApiError PAYLOAD_TOO_LARGE past 2048 px a side; TesseraError REGION_*, LEVEL_INVALID
+ */
+export async function region(slide: Slide, rect: { x: number; y: number; width: number; height: number }, options: { size?: number | undefined; level?: number | undefined; format: ImageFormat }): Promise<Buffer> {
+  if (options.level !== undefined) {
+    const level = slide.levels[options.level];
+    if (!level) throw new ApiError('LEVEL_INVALID', `level ${options.level} does not exist; the slide has levels 0 to ${slide.levels.length - 1}`);
+    const outWidth = Math.max(1, Math.round(rect.width / level.downsample));
+    const outHeight = Math.max(1, Math.round(rect.height / level.downsample));
+    if (outWidth > MAX_OUTPUT_SIDE || outHeight > MAX_OUTPUT_SIDE) throw new ApiError('REGION_TOO_LARGE', `at level ${options.level} the region is ${outWidth}×${outHeight} px; at most ${MAX_OUTPUT_SIDE} px a side: pick a coarser level or use size`);
+    const image = await slide.readRegion(options.level, rect.x, rect.y, outWidth, outHeight);
+    return encode(image.data, image.width, image.height, options.format);
+  }
+  const size = options.size ?? Math.min(Math.max(rect.width, rect.height), 512);
+  const scale = Math.max(rect.width, rect.height) / size;
+  const outWidth = Math.max(1, Math.round(rect.width / scale));
+  const outHeight = Math.max(1, Math.round(rect.height / scale));
+  return readScaled(slide, rect, outWidth, outHeight, options.format);
+}
+
+/** A region of level-0 pixels read from the best level and resized to out×out. */
+async function readScaled(slide: Slide, rect: { x: number; y: number; width: number; height: number }, outWidth: number, outHeight: number, format: ImageFormat): Promise<Buffer> {
+  const downsample = Math.max(1, rect.width / outWidth);
+  const level = slide.levelForDownsample(downsample);
+  const levelDownsample = slide.levels[level]?.downsample ?? 1;
+  const lvlWidth = Math.max(1, Math.round(rect.width / levelDownsample));
+  const lvlHeight = Math.max(1, Math.round(rect.height / levelDownsample));
+  const image = await slide.readRegion(level, rect.x, rect.y, lvlWidth, lvlHeight);
+  return encode(image.data, image.width, image.height, format, outWidth, outHeight);
+}
+
+/** Deep Zoom levels: level L halves level L+1; the last level is the slide at full size. */
+export function dziMaxLevel(slide: { width: number; height: number }): number {
+  return Math.ceil(Math.log2(Math.max(slide.width, slide.height, 1)));
+}
+
+export function dziXml(slide: { width: number; height: number }): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" Format="jpeg" Overlap="0" TileSize="${DZI_TILE_PX}"><Size Width="${slide.width}" Height="${slide.height}"/></Image>\n`;
+}
+
+/** One Deep Zoom tile as JPEG. @throws ApiError NOT_FOUND outside the level's grid */
+export async function dziTile(slide: Slide, dziLevel: number, column: number, row: number): Promise<Buffer> {
+  const maxLevel = dziMaxLevel(slide);
+  if (!Number.isInteger(dziLevel) || dziLevel < 0 || dziLevel > maxLevel) throw new ApiError('NOT_FOUND', `Deep Zoom level ${dziLevel} does not exist (0 to ${maxLevel})`);
+  const scale = 2 ** (maxLevel - dziLevel);
+  const levelWidth = Math.ceil(slide.width / scale);
+  const levelHeight = Math.ceil(slide.height / scale);
+  const left = column * DZI_TILE_PX;
+  const top = row * DZI_TILE_PX;
+  if (!Number.isInteger(column) || !Number.isInteger(row) || column < 0 || row < 0 || left >= levelWidth || top >= levelHeight) {
+    throw new ApiError('NOT_FOUND', `Deep Zoom tile ${column}_${row} lies outside level ${dziLevel}`);
+  }
+  const outWidth = Math.min(DZI_TILE_PX, levelWidth - left);
+  const outHeight = Math.min(DZI_TILE_PX, levelHeight - top);
+  const rect = { x: left * scale, y: top * scale, width: Math.min(outWidth * scale, slide.width - left * scale), height: Math.min(outHeight * scale, slide.height - top * scale) };
+  return readScaled(slide, rect, outWidth, outHeight, 'jpeg');
+}

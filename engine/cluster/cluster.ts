@@ -1,0 +1,111 @@
+/**
+ * Cluster: one index seen through its ShardGroups (local, remote or both). Searches fan out to
+ * every group with a deadline and merge by score; a group that fails or misses the deadline is
+ * reported in `coverage`, never as an error, so callers get partial results. Per-slide calls go
+ * to the group holding the slide's shard.
+ */
+import { TesseraError } from '../errors.js';
+import { mergeHits, shardOf, type IndexInfo, type TileHit } from '../index/index.js';
+import type { RgbImage } from '../slide/index.js';
+import type { BaseRect, GroupHealth, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
+
+export interface Coverage {
+  /** Shards that answered. */
+  answered: number;
+  total: number;
+  /** Shard ids that did not answer in time. */
+  missing: number[];
+}
+
+export interface ClusterSearchResult {
+  hits: TileHit[][];
+  coverage: Coverage;
+  /** Milliseconds each answering shard spent searching. */
+  shardMs: Record<number, number>;
+}
+
+export interface ClusterOptions {
+  /** Time a search may take across groups (default 2000 ms). */
+  deadlineMs?: number;
+  /** Called when a group fails a search (for logs and metrics). */
+  onGroupFailure?: (location: string, error: Error) => void;
+}
+
+export class Cluster {
+  constructor(
+    readonly groups: ShardGroup[],
+    /** The index every group belongs to (shard count, model, tile grid). */
+    readonly index: Pick<IndexInfo, 'shards' | 'model' | 'tile' | 'hnsw' | 'metric'>,
+    private readonly options: ClusterOptions = {},
+  ) {}
+
+  /** Each query's k best tiles across every shard that answered in time. */
+  async search(queries: Float32Array[], request: ScopedSearch): Promise<ClusterSearchResult> {
+    const deadline = Date.now() + (this.options.deadlineMs ?? 2000);
+    const answers = await Promise.allSettled(this.groups.map((group) => group.search(queries, request, deadline)));
+    const missing: number[] = [];
+    const shardMs: Record<number, number> = {};
+    const perGroup: TileHit[][][] = [];
+    answers.forEach((answer, i) => {
+      const group = this.groups[i] as ShardGroup;
+      if (answer.status === 'fulfilled') {
+        perGroup.push(answer.value.hits);
+        Object.assign(shardMs, answer.value.shardMs);
+      } else {
+        const error = answer.reason as Error;
+        // A bad request fails on every group alike: that is the caller's error, not a missing shard.
+        if (error instanceof TesseraError && !error.transient && error.code !== 'SHARD_UNAVAILABLE') throw error;
+        missing.push(...group.shardIds);
+        this.options.onGroupFailure?.(group.location, error);
+      }
+    });
+    const hits = queries.map((_, q) => mergeHits(perGroup.map((lists) => lists[q] ?? []), request.k));
+    const served = new Set(this.groups.flatMap((group) => group.shardIds));
+    for (let shard = 0; shard < this.index.shards; shard++) if (!served.has(shard) && !missing.includes(shard)) missing.push(shard);
+    missing.sort((a, b) => a - b);
+    return { hits, coverage: { answered: this.index.shards - missing.length, total: this.index.shards, missing }, shardMs };
+  }
+
+  /** The group holding a slide's shard. @throws TesseraError SHARD_UNAVAILABLE when no group serves it */
+  groupFor(slideId: string): ShardGroup {
+    const shard = shardOf(slideId, this.index.shards);
+    const group = this.groups.find((candidate) => candidate.shardIds.includes(shard));
+    if (!group) throw new TesseraError('SHARD_UNAVAILABLE', `shard ${shard}, which holds slide "${slideId}", is not served by any node`, { transient: true });
+    return group;
+  }
+
+  storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
+    return this.groupFor(slideId).storedVectors(slideId, selection, datasets);
+  }
+
+  slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
+    return this.groupFor(slideId).slide(slideId, datasets);
+  }
+
+  readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {
+    return this.groupFor(slideId).readRegion(slideId, rect, datasets);
+  }
+
+  /** Every slide in scope, from every group that answers; sorted by slide id. */
+  async slides(datasets: string[] | null): Promise<{ slides: SlideSummary[]; coverage: Coverage }> {
+    const answers = await Promise.allSettled(this.groups.map((group) => group.slides(datasets)));
+    const missing: number[] = [];
+    const slides: SlideSummary[] = [];
+    answers.forEach((answer, i) => {
+      if (answer.status === 'fulfilled') slides.push(...answer.value);
+      else missing.push(...(this.groups[i] as ShardGroup).shardIds);
+    });
+    slides.sort((a, b) => (a.slideId < b.slideId ? -1 : a.slideId > b.slideId ? 1 : 0));
+    return { slides, coverage: { answered: this.index.shards - missing.length, total: this.index.shards, missing } };
+  }
+
+  async health(): Promise<Array<GroupHealth | { location: string; error: string; shards: readonly number[] }>> {
+    return Promise.all(
+      this.groups.map((group) => group.health().catch((error: Error) => ({ location: group.location, error: error.message, shards: group.shardIds }))),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.groups.map((group) => group.close()));
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * What a search thread does with a task: search its shards, or copy vectors out of them. Results
+ * go back by structured clone; vectors move as one transferred Float32Array.
+ */
+import { Piscina } from 'piscina';
+import { IndexStore, mergeHits, parseFilter, type Label, type TileHit } from '../index/index.js';
+import type { ScopedSearch } from './shard-group.js';
+
+export type SearchTask =
+  | { op: 'ping'; delayMs: number }
+  | { op: 'search'; queries: Float32Array; dimension: number; request: ScopedSearch }
+  | { op: 'vectors'; shard: number; labels: Label[] };
+
+export interface SearchTasks {
+  run(task: SearchTask): unknown;
+}
+
+export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks {
+  const store = IndexStore.open(indexDir, { readOnly: true, shards });
+  return {
+    async run(task: SearchTask) {
+      switch (task.op) {
+        case 'ping':
+          // Pings linger a moment so that concurrent pings land on different threads.
+          await new Promise((resolve) => setTimeout(resolve, task.delayMs));
+          return { tiles: store.shards.reduce((sum, shard) => sum + shard.tileCount, 0) };
+        case 'search':
+          return searchAll(store, task.queries, task.dimension, task.request);
+        case 'vectors': {
+          const shard = store.shards.find((candidate) => candidate.index === task.shard);
+          const dimension = store.info.model.dimension;
+          const vectors = new Float32Array(task.labels.length * dimension);
+          task.labels.forEach((label, i) => vectors.set(shard?.vector(label) ?? new Float32Array(dimension), i * dimension));
+          return Piscina.move(vectors);
+        }
+      }
+    },
+  };
+}
+
+/** Each query's hits across the thread's shards, and the time each shard took (ms, all queries). */
+function searchAll(store: IndexStore, flat: Float32Array, dimension: number, request: ScopedSearch): { hits: TileHit[][]; shardMs: Record<number, number> } {
+  const options = {
+    k: request.k,
+    ...(request.ef === undefined ? {} : { ef: request.ef }),
+    filter: parseFilter(request.filter),
+    excludeSlides: new Set(request.excludeSlides ?? []),
+    excludePatients: new Set(request.excludePatients ?? []),
+    ...(request.datasets ? { datasets: new Set(request.datasets) } : {}),
+  };
+  const shardMs: Record<number, number> = {};
+  const hits: TileHit[][] = [];
+  for (let offset = 0; offset < flat.length; offset += dimension) {
+    const query = flat.subarray(offset, offset + dimension);
+    const perShard = store.shards.map((shard) => {
+      const started = performance.now();
+      const shardHits = shard.search(query, options);
+      shardMs[shard.index] = (shardMs[shard.index] ?? 0) + performance.now() - started;
+      return shardHits;
+    });
+    hits.push(mergeHits(perShard, request.k));
+  }
+  return { hits, shardMs };
+}

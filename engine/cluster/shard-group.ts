@@ -1,0 +1,82 @@
+/**
+ * ShardGroup: some shards of one index, wherever they live. A LocalShardGroup holds them in this
+ * process (searched on worker threads); a RemoteShardGroup speaks HTTP to a shard node. The
+ * Cluster fans out over ShardGroup[] and never asks which kind it has.
+ */
+import type { IndexInfo, SlideRecord, TileHit } from '../index/index.js';
+import type { RgbImage } from '../slide/index.js';
+
+/** A search as a shard runs it: plain data, so it crosses threads and HTTP unchanged. */
+export interface ScopedSearch {
+  k: number;
+  ef?: number;
+  /** A filter object as users write it (see engine/index/filter.ts). */
+  filter?: Record<string, unknown>;
+  excludeSlides?: string[];
+  excludePatients?: string[];
+  /** The datasets the caller may see; absent or null: all. Enforced inside the shard search. */
+  datasets?: string[] | null;
+}
+
+/** A rectangle in level-0 pixels of a slide. */
+export interface BaseRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** What a slide list shows: no path (paths can hold patient identifiers). */
+export interface SlideSummary {
+  slideId: string;
+  metadata: Record<string, string>;
+  width: number;
+  height: number;
+  mpp: [number, number];
+  tiles: number;
+  shard: number;
+  indexedAt: string;
+}
+
+export interface GroupHealth {
+  /** Where the group lives: `local` or the node's URL. */
+  location: string;
+  shards: Array<{ shard: number; slides: number; tiles: number }>;
+  model: IndexInfo['model'];
+  index: Pick<IndexInfo, 'shards' | 'tile' | 'hnsw' | 'metric'>;
+}
+
+export interface GroupSearchResult {
+  hits: TileHit[][];
+  /** Milliseconds each shard spent searching (summed over the queries). */
+  shardMs: Record<number, number>;
+}
+
+export interface ShardGroup {
+  /** `local` or the node URL: for logs and the missing-shard report. */
+  readonly location: string;
+  /** The shards this group serves. */
+  readonly shardIds: readonly number[];
+  /** Each query's k best tiles across the group's shards, best first. `deadline`: epoch ms. */
+  search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult>;
+  /**
+   * Stored vectors of a slide held here: the tile at exactly `rect` (a tile reference: no
+   * embedding needed), or the slide's mosaic. null when the slide is not here, is outside
+   * `datasets`, or (for a rect) no indexed tile has exactly that rectangle.
+   */
+  storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null>;
+  /** The slide's record without its path; undefined when absent or out of scope. */
+  slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
+  slides(datasets: string[] | null): Promise<SlideSummary[]>;
+  /**
+   * A region of a slide held here, read at the index's tile resolution (not resized to the tile
+   * size: the embedder resizes). @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
+   */
+  readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage>;
+  health(): Promise<GroupHealth>;
+  close(): Promise<void>;
+}
+
+export function summaryOf(record: SlideRecord, shard: number): SlideSummary {
+  return { slideId: record.slideId, metadata: record.metadata, width: record.width, height: record.height, mpp: record.mpp, tiles: record.labels.length, shard, indexedAt: record.indexedAt };
+}

@@ -1,0 +1,50 @@
+/**
+ * Open slide files of an index, by slide id: a small LRU of handles (opening a slide parses its
+ * TIFF directory, which costs more than a tile read), restricted to the configured slide roots.
+ */
+import { openSlide, type Slide } from '../slide/index.js';
+import { TesseraError } from '../errors.js';
+
+const OPEN_SLIDES = 16;
+
+export class SlideFiles {
+  private readonly open = new Map<string, Promise<Slide>>();
+
+  /** `roots`: folders slide files must lie in (symlinks resolved); undefined allows any path. */
+  constructor(private readonly roots: string[] | undefined) {}
+
+  /** The open slide at `path` for `slideId`. @throws TesseraError SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED, SLIDE_CORRUPT */
+  async get(slideId: string, path: string): Promise<Slide> {
+    const cached = this.open.get(slideId);
+    if (cached) {
+      this.open.delete(slideId);
+      this.open.set(slideId, cached);
+      return cached;
+    }
+    const opening = openSlide(path, { ...(this.roots ? { roots: this.roots } : {}) }).catch((error: unknown) => {
+      this.open.delete(slideId);
+      // The message names the file; the API must not echo a path, so keep the slide id only.
+      if (error instanceof TesseraError) throw new TesseraError(error.code, `slide "${slideId}": ${reasonOf(error.message)}`, { cause: error });
+      throw error;
+    });
+    this.open.set(slideId, opening);
+    while (this.open.size > OPEN_SLIDES) {
+      const [oldestId, oldest] = this.open.entries().next().value as [string, Promise<Slide>];
+      this.open.delete(oldestId);
+      void oldest.then((slide) => slide.close(), () => undefined);
+    }
+    return opening;
+  }
+
+  async close(): Promise<void> {
+    const slides = [...this.open.values()];
+    this.open.clear();
+    for (const slide of slides) (await slide.catch(() => null))?.close();
+  }
+}
+
+/** "name.svs: reason" → "reason". */
+function reasonOf(message: string): string {
+  const colon = message.indexOf(': ');
+  return colon >= 0 ? message.slice(colon + 2) : message;
+}
