@@ -49,14 +49,15 @@ export async function embedImages(services: Services, images: RgbImage[]): Promi
  */
 export async function regionVector(services: Services, access: Access, ref: RegionRef): Promise<{ vector: Float32Array; embedded: boolean }> {
   if (ref.width > MAX_REGION_SIDE || ref.height > MAX_REGION_SIDE) throw new ApiError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${ref.width}×${ref.height}; use slide search for whole slides`);
-  const stored = await services.cluster.storedVectors(ref.slideId, { rect: ref }, access.datasets);
+  const rect = { x: ref.x, y: ref.y, width: ref.width, height: ref.height };
+  const stored = await services.cluster.storedVectors(ref.slideId, { rect }, access.datasets);
   if (stored?.[0]) return { vector: stored[0], embedded: false };
   const slide = await services.cluster.slide(ref.slideId, access.datasets);
   if (!slide) throw notFound(ref.slideId);
   if (ref.x < 0 || ref.y < 0 || ref.x + ref.width > slide.width || ref.y + ref.height > slide.height) {
     throw new ApiError('REGION_OUT_OF_BOUNDS', `region ${ref.x},${ref.y} ${ref.width}×${ref.height} lies outside slide "${ref.slideId}" (${slide.width}×${slide.height})`);
   }
-  const image = await services.cluster.readRegion(ref.slideId, ref, access.datasets);
+  const image = await services.cluster.readRegion(ref.slideId, rect, access.datasets);
   const [vector] = await embedImages(services, [image]);
   return { vector: vector as Float32Array, embedded: true };
 }

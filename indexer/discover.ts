@@ -53,12 +53,19 @@ export function discoverSlides(source: string | undefined, metadataCsv: string |
   if (!existsSync(source)) throw new TesseraError('SLIDE_NOT_FOUND', `${source}: no such file or folder`);
   const paths = statSync(source).isDirectory()
     ? slideFilesIn(source)
-    : readFileSync(source, 'utf8')
+    : !isTextList(source)
+      ? [resolve(source)]
+      : readFileSync(source, 'utf8')
         .split('\n')
         .map((line) => line.trim())
         .filter((line) => line && !line.startsWith('#'))
         .map((line) => (isAbsolute(line) ? line : resolve(dirname(source), line)));
   return paths.map((path) => ({ slideId: statSync(source).isDirectory() ? relative(source, path) || basename(path) : basename(path), path, metadata: {} }));
+}
+
+/** A list of paths is text; a slide file given as --slides is not (TIFF and DICOM headers hold NUL bytes early). */
+function isTextList(path: string): boolean {
+  return !readFileSync(path).subarray(0, 1024).includes(0);
 }
 
 /** Slide files under a folder; a folder of several DICOM files is one slide (one series). */

@@ -15,7 +15,7 @@ export interface CliResult {
 
 export async function runTessera(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [TESSERA_BIN, ...args], { timeout: 120_000, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await run(process.execPath, [TESSERA_BIN, ...args], { timeout: 120_000, maxBuffer: 64 * 2 ** 20, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as CliResult;

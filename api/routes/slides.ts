@@ -50,12 +50,12 @@ export async function slideRoutes(app: FastifyInstance, services: Services): Pro
     async (request, reply) => {
       const access = accessOf(request);
       const { id } = request.params;
-      if (id.endsWith('.dzi') && !(await services.cluster.slide(id, access.datasets))) {
+      if (id.endsWith('.dzi')) {
         const slideId = id.slice(0, -'.dzi'.length);
         if (services.config.role === 'router') return relay(services, request, reply, slideId);
         const summary = await services.cluster.slide(slideId, access.datasets);
-        if (!summary) throw notFound(slideId);
-        return reply.type('application/xml').header('cache-control', 'private, max-age=3600').send(dziXml(summary));
+        if (summary) return reply.type('application/xml').header('cache-control', 'private, max-age=3600').send(dziXml(summary));
+        // Not a Deep Zoom request after all: a slide id that ends in ".dzi".
       }
       const summary = await services.cluster.slide(id, access.datasets);
       if (!summary) throw notFound(id);

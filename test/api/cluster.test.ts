@@ -1,0 +1,108 @@
+/**
+ * Roles shard and router: two shard nodes and a router on 127.0.0.1 answer like one process; a
+ * node that goes away yields partial results with coverage, a replica takes over, images are
+ * relayed, and a node with another model is refused.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../api/index.js';
+import { shardOf } from '../../engine/index.js';
+import { SHARED_MISSING, hasSharedData } from '../shared-data.js';
+import { runTessera } from '../run-cli.js';
+import { KEYS, buildApiFixture, client, serve, type ApiFixture } from './fixture.js';
+
+describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARED_MISSING}`, () => {
+  let fixture: ApiFixture;
+  let all: RunningServer;
+  let shard0: RunningServer;
+  let shard1: RunningServer;
+  let replica1: RunningServer;
+  const started: RunningServer[] = [];
+  const query = { slideId: 'S1', x: 1000, y: 1000, width: 224, height: 224, k: 10 };
+  // S2 lives on shard 0, which stays up when the node serving shard 1 goes away.
+  const shard0Query = { slideId: 'S2', x: 300, y: 300, width: 224, height: 224, k: 10 };
+
+  beforeAll(async () => {
+    fixture = await buildApiFixture();
+    const common = { index: fixture.index, config: fixture.config };
+    all = await serve(fixture, common);
+    shard0 = await serve(fixture, { ...common, role: 'shard', shards: '0' });
+    shard1 = await serve(fixture, { ...common, role: 'shard', shards: '1' });
+    replica1 = await serve(fixture, { ...common, role: 'shard', shards: '1' });
+    started.push(all, shard0, shard1, replica1);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const server of started) await server.close().catch(() => undefined);
+  });
+
+  async function router(nodes: string[], replicas?: string): Promise<RunningServer> {
+    const server = await serve(fixture, { role: 'router', nodes: nodes.join(','), config: fixture.config, 'deadline-ms': '1500', ...(replicas === undefined ? {} : { replicas }) });
+    started.push(server);
+    return server;
+  }
+
+  it('a router over two shard nodes answers like one process, with full coverage', async () => {
+    const cluster = await router([shard0.url, shard1.url]);
+    const viaRouter = await client(cluster.url, KEYS.all)('/v1/search/region', { json: query });
+    const direct = await client(all.url, KEYS.all)('/v1/search/region', { json: query });
+    expect(viaRouter.status).toBe(200);
+    expect(viaRouter.body.coverage).toEqual({ answered: 2, total: 2, missing: [] });
+    const key = (hit: { slideId: string; x: number; y: number }) => `${hit.slideId}@${hit.x},${hit.y}`;
+    expect(viaRouter.body.results.map(key)).toEqual(direct.body.results.map(key));
+    const slides = await client(cluster.url, KEYS.all)('/v1/search/slide', { json: { slideId: 'S1', k: 3 } });
+    expect(slides.body.results[0].slideId).toBe('S2');
+    expect((await client(cluster.url, KEYS.all)('/v1/slides')).body.total).toBe(3);
+    expect((await client(cluster.url, KEYS.stritt)('/v1/slides')).body.total).toBe(1);
+    const health = await client(cluster.url)('/health');
+    expect(health.body.role).toBe('router');
+    expect(health.body.shards.map((shard: { shard: number }) => shard.shard).sort()).toEqual([0, 1]);
+  });
+
+  it('relays slide images to the node holding the slide, with the caller key and scope', async () => {
+    const cluster = await router([shard0.url, shard1.url]);
+    const api = client(cluster.url, KEYS.all);
+    for (const id of ['S1', 'S2', 'S3']) {
+      const thumbnail = await api(`/v1/slides/${id}/thumbnail?size=64`);
+      expect(thumbnail.status).toBe(200);
+      expect(thumbnail.type).toBe('image/jpeg');
+      expect((await api(`/v1/slides/${id}.dzi`)).body).toContain('<Size');
+    }
+    expect((await client(cluster.url, KEYS.stritt)('/v1/slides/S1/thumbnail')).status).toBe(404);
+    expect((await client(cluster.url)('/v1/slides/S1/thumbnail')).status).toBe(401);
+  });
+
+  it('reports partial results with the missing shard when a node is down, and a replica takes over', async () => {
+    const withReplica = await router([shard0.url, shard1.url], `,${replica1.url}`);
+    const without = await router([shard0.url, shard1.url]);
+    await shard1.close();
+    expect(shardOf('S2', 2)).toBe(0);
+    const partial = await client(without.url, KEYS.all)('/v1/search/region', { json: { ...shard0Query, exclude: { ownSlide: false } } });
+    expect(partial.status).toBe(200);
+    expect(partial.body.coverage).toEqual({ answered: 1, total: 2, missing: [1] });
+    expect(partial.body.results.length).toBeGreaterThan(0);
+    expect(partial.body.results.every((hit: { shard: number }) => hit.shard === 0)).toBe(true);
+    const covered = await client(withReplica.url, KEYS.all)('/v1/search/region', { json: { ...shard0Query, exclude: { ownSlide: false } } });
+    expect(covered.body.coverage).toEqual({ answered: 2, total: 2, missing: [] });
+    const metrics = await client(without.url)('/metrics');
+    expect(metrics.body).toMatch(/tessera_partial_results_total [1-9]/);
+  });
+
+  it('refuses a shard node whose model differs', async () => {
+    const home = join(fixture.scratch, 'tiny-home');
+    const { channelMeanModel } = await import('../engine/embed/tiny-models.js');
+    const { writeFileSync } = await import('node:fs');
+    const tiny = channelMeanModel(join(fixture.scratch, 'tiny.onnx'), 'dynamic');
+    writeFileSync(join(fixture.scratch, 'tiny.json'), JSON.stringify({ id: 'tiny', version: '1', input: 'input', inputSize: 224, mean: [0, 0, 0], std: [1, 1, 1], output: 'embedding', dimension: 3, license: 'test', source: 'test', sha256: '0'.repeat(64), file: 'x' }));
+    expect((await runTessera(['models', 'add', tiny, '--manifest', join(fixture.scratch, 'tiny.json')], { TESSERA_HOME: home })).code).toBe(0);
+    const tinyIndex = join(fixture.scratch, 'tiny-index');
+    expect((await runTessera(['index', '--slides', join(fixture.slides, 'cmu.svs'), '--out', tinyIndex, '--shards', '2', '--model', 'tiny', '--device', 'cpu'], { TESSERA_HOME: home })).code).toBe(0);
+    const tinyNode = await serve(fixture, { index: tinyIndex, role: 'shard', shards: '1', config: fixture.config });
+    started.push(tinyNode);
+    await expect(router([shard0.url, tinyNode.url])).rejects.toThrow(/serves model tiny 1.*refusing to merge/);
+  });
+
+  it('refuses a router whose nodes serve the same shard without saying it is a replica', async () => {
+    await expect(router([shard0.url, shard0.url])).rejects.toThrow(/shard 0 is served by both/);
+  });
+});
