@@ -59,6 +59,11 @@ export interface ServeConfig {
   rateLimit: { perMinute: number };
   /** Serve the web viewer at / (off for shard nodes). */
   viewer: boolean;
+  /**
+   * Load the model to embed query images (roles all and router). Off: only queries by stored
+   * vectors (tile references, slide mosaics) are served; image queries get 503.
+   */
+  embed: boolean;
   logLevel: string;
 }
 
@@ -107,6 +112,7 @@ export interface ServeFlags {
   threads?: string;
   'deadline-ms'?: string;
   'no-viewer'?: boolean;
+  'no-model'?: boolean;
 }
 
 /**
@@ -145,6 +151,7 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     limits: { ...DEFAULT_LIMITS, ...file.limits },
     rateLimit: { perMinute: file.rateLimit?.perMinute ?? 600_000 },
     viewer: role !== 'shard' && !flags['no-viewer'],
+    embed: role !== 'shard' && !flags['no-model'],
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
   };
 }

@@ -24,6 +24,7 @@ const SERVE_OPTIONS = {
   threads: { type: 'string' },
   'deadline-ms': { type: 'string' },
   'no-viewer': { type: 'boolean' },
+  'no-model': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -32,7 +33,8 @@ export const SERVE_USAGE = `Usage:
   tessera serve --role shard --index INDEX [--shards 0,1] --port P        a shard node
   tessera serve --role router --nodes URL,URL [--replicas URL|URL,URL]    embeds queries, fans out, merges
 Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR, --models-dir DIR,
-  --device auto|cpu|cuda[:N], --threads N (search threads), --deadline-ms MS, --no-viewer.
+  --device auto|cpu|cuda[:N], --threads N (search threads), --deadline-ms MS, --no-viewer,
+  --no-model (serve queries by stored vectors only: tile references and slide mosaics).
 Environment: TESSERA_CLUSTER_TOKEN (router ↔ shard nodes), TESSERA_LOG_LEVEL.`;
 
 /** The flags of `serve`, parsed; throws with the reason when they are not valid. */

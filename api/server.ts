@@ -55,6 +55,7 @@ async function openServices(config: ServeConfig): Promise<Services> {
     const groups = await connectNodes(config);
     const first = (groups[0] as RemoteShardGroup).reported;
     const cluster = new Cluster(groups, first.index && { ...first.index, model: first.model }, clusterOptions(config, metrics));
+    if (!config.embed) return { config, cluster, metrics };
     const { model, embedder } = await loadModel(config, first.model);
     return { config, cluster, embedder, model, metrics };
   }
@@ -62,7 +63,7 @@ async function openServices(config: ServeConfig): Promise<Services> {
   try {
     const info = local.store.info;
     const cluster = new Cluster([local], { shards: info.shards, model: info.model, tile: info.tile, hnsw: info.hnsw, metric: info.metric }, clusterOptions(config, metrics));
-    if (config.role === 'shard') return { config, cluster, local, metrics };
+    if (config.role === 'shard' || !config.embed) return { config, cluster, local, metrics };
     const { model, embedder } = await loadModel(config, info.model);
     return { config, cluster, local, embedder, model, metrics };
   } catch (error) {

@@ -121,7 +121,7 @@ describe.skipIf(!hasSharedData)(`hostile requests ${hasSharedData ? '' : SHARED_
     const huge = Buffer.alloc(17 * 2 ** 20, 1);
     expectRefusal(await api('/v1/search/region', { json: { image: huge.toString('base64') } }), 413, 'PAYLOAD_TOO_LARGE');
     const form = new FormData();
-    form.append('image', new Blob([huge]), 'huge.png');
+    form.append('image', new Blob([new Uint8Array(huge)]), 'huge.png');
     expectRefusal(await api('/v1/search/region', { body: form }), 413, 'PAYLOAD_TOO_LARGE');
     const bomb = pngBomb(60_000, 60_000);
     expect(bomb.length).toBeLessThan(64 * 1024);
@@ -134,10 +134,10 @@ describe.skipIf(!hasSharedData)(`hostile requests ${hasSharedData ? '' : SHARED_
     const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).gif().toBuffer();
     expectRefusal(await api('/v1/search/region', { json: { image: gif.toString('base64') } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     const wrongField = new FormData();
-    wrongField.append('picture', new Blob([validPng]), 'x.png');
+    wrongField.append('picture', new Blob([new Uint8Array(validPng)]), 'x.png');
     expectRefusal(await api('/v1/search/region', { body: wrongField }), 400);
     const badK = new FormData();
-    badK.append('image', new Blob([validPng]), 'x.png');
+    badK.append('image', new Blob([new Uint8Array(validPng)]), 'x.png');
     badK.append('k', 'many');
     expectRefusal(await api('/v1/search/region', { body: badK }), 400);
     expect((await api('/v1/search/region', { json: { image: validPng.toString('base64'), k: 2 } })).status).toBe(200);
