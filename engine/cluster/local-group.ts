@@ -16,8 +16,8 @@ import { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, typ
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
-/** Slides whose tile rectangles are kept in a lookup table for tile references. */
-const RECT_TABLES = 64;
+/** Slides whose tile positions are kept in a lookup table for tile references (~30 KB per 1,000 tiles). */
+const RECT_TABLES = 2048;
 
 export interface LocalGroupOptions {
   /** Shards to serve (default: those present). */
@@ -30,7 +30,7 @@ export interface LocalGroupOptions {
 
 export class LocalShardGroup implements ShardGroup {
   readonly location = 'local';
-  private readonly rectTables = new Map<string, Map<string, Label>>();
+  private readonly rectTables = new Map<string, Map<number, Label>>();
 
   private constructor(
     readonly store: IndexStore,
@@ -90,8 +90,10 @@ export class LocalShardGroup implements ShardGroup {
     let labels: Label[];
     if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
     else {
-      const label = this.rectTable(shard, record).get(rectKey(selection.rect));
-      if (label === undefined) return null;
+      const { rect } = selection;
+      const label = this.rectTable(shard, record).get(positionKey(rect));
+      const tile = label === undefined ? undefined : shard.tile(label);
+      if (label === undefined || !tile || tile.width !== rect.width || tile.height !== rect.height) return null;
       labels = [label];
     }
     const dimension = this.store.info.model.dimension;
@@ -150,14 +152,14 @@ export class LocalShardGroup implements ShardGroup {
     await this.store.close();
   }
 
-  /** (x, y, width, height) → label for one slide's tiles, built on first use. */
-  private rectTable(shard: LocalShard, record: SlideRecord): Map<string, Label> {
+  /** Tile position (x, y) → label for one slide's tiles, built on first use. */
+  private rectTable(shard: LocalShard, record: SlideRecord): Map<number, Label> {
     let table = this.rectTables.get(record.slideId);
     if (!table) {
       table = new Map();
       for (const label of record.labels) {
         const tile = shard.tile(label);
-        if (tile) table.set(rectKey(tile), label);
+        if (tile) table.set(positionKey(tile), label);
       }
       if (this.rectTables.size >= RECT_TABLES) this.rectTables.delete(this.rectTables.keys().next().value as string);
       this.rectTables.set(record.slideId, table);
@@ -166,8 +168,9 @@ export class LocalShardGroup implements ShardGroup {
   }
 }
 
-function rectKey(rect: BaseRect): string {
-  return `${rect.x},${rect.y},${rect.width},${rect.height}`;
+/** x and y in one number (exact while x < 2^21, far beyond any slide). */
+function positionKey(rect: { x: number; y: number }): number {
+  return rect.x * 2 ** 32 + rect.y;
 }
 
 export type { TileHit };

@@ -215,23 +215,28 @@ export class LocalShard {
   search(query: Float32Array, options: SearchOptions): TileHit[] {
     const { k } = options;
     const filter = options.filter ?? EMPTY_FILTER;
-    const restricted = filter.conditions.length > 0 || (options.excludeSlides?.size ?? 0) > 0 || (options.excludePatients?.size ?? 0) > 0 || options.datasets !== undefined;
     const live = this.tileSlide.size;
     if (live === 0 || k <= 0) return [];
+    // Exclusions change with every query (the query's own slide), so they are checked per visited
+    // tile; filters and scopes repeat, so the tiles they admit are computed once and cached.
+    const excluded = this.excludedSlides(options);
+    const allowed = excluded.size === 0 ? null : (label: number) => !excluded.has(this.tileSlide.get(label) as SlideId);
+    const vector = Array.from(query);
     let labels: Label[];
     let distances: number[];
-    if (!restricted) {
-      this.hnsw.setEf(Math.max(options.ef ?? 64, k));
-      ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, live)));
+    if (filter.conditions.length === 0 && options.datasets === undefined) {
+      this.hnsw.setEf(Math.max(options.ef ?? 64, allowed ? k * 2 : k));
+      ({ neighbors: labels, distances } = allowed ? this.hnsw.searchKnn(vector, Math.min(k, live), allowed) : this.hnsw.searchKnn(vector, Math.min(k, live)));
     } else {
       const admission = this.admission(filter, options);
       if (admission.count === 0) return [];
       if (admission.few) {
-        ({ labels, distances } = exactScan(query, admission.few.labels, admission.few.vectors, k));
+        ({ labels, distances } = exactScan(query, admission.few.labels, admission.few.vectors, k, allowed));
       } else {
         const { bitmap } = admission;
         this.hnsw.setEf(Math.max(options.ef ?? 64, k * 2));
-        ({ neighbors: labels, distances } = this.hnsw.searchKnn(Array.from(query), Math.min(k, admission.count), (label: number) => bitmap[label] === 1));
+        const admitted = allowed ? (label: number) => bitmap[label] === 1 && allowed(label) : (label: number) => bitmap[label] === 1;
+        ({ neighbors: labels, distances } = this.hnsw.searchKnn(vector, Math.min(k, admission.count), admitted));
       }
     }
     return labels.map((label, i) => {
@@ -240,21 +245,26 @@ export class LocalShard {
     });
   }
 
-  /** The labels a filter and exclusions admit, computed once per distinct filter until the next write. */
+  /** The slides a search leaves out: listed slides, and every slide of a listed patient. */
+  private excludedSlides(options: SearchOptions): Set<SlideId> {
+    const excluded = new Set<SlideId>();
+    for (const slideId of options.excludeSlides ?? []) if (this.slides.has(slideId as SlideId)) excluded.add(slideId as SlideId);
+    if (options.excludePatients && options.excludePatients.size > 0) {
+      for (const slide of this.slides.values()) {
+        const patient = slide.metadata.patient_id;
+        if (patient !== undefined && options.excludePatients.has(patient)) excluded.add(slide.slideId);
+      }
+    }
+    return excluded;
+  }
+
+  /** The labels a filter and a dataset scope admit, computed once per distinct pair until the next write. */
   private admission(filter: Filter, options: SearchOptions): Admission {
-    const key = JSON.stringify([
-      filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]),
-      [...(options.excludeSlides ?? [])].sort(),
-      [...(options.excludePatients ?? [])].sort(),
-      options.datasets ? [...options.datasets].sort() : null,
-    ]);
+    const key = JSON.stringify([filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]), options.datasets ? [...options.datasets].sort() : null]);
     const cached = this.admissions.get(key);
     if (cached) return cached;
     const admittedSlides = new Set<SlideId>();
     for (const slide of this.slides.values()) {
-      if (options.excludeSlides?.has(slide.slideId)) continue;
-      const patient = slide.metadata.patient_id;
-      if (patient !== undefined && options.excludePatients?.has(patient)) continue;
       if (options.datasets && !options.datasets.has(datasetOf(slide.metadata))) continue;
       admittedSlides.add(slide.slideId);
     }
@@ -432,12 +442,14 @@ function conditionKey(condition: Filter['conditions'][number]['condition']): unk
 }
 
 /** Exact top k by cosine over unit vectors stored back to back. */
-function exactScan(query: Float32Array, labels: Label[], vectors: Float32Array, k: number): { labels: Label[]; distances: number[] } {
+function exactScan(query: Float32Array, labels: Label[], vectors: Float32Array, k: number, allowed: ((label: Label) => boolean) | null): { labels: Label[]; distances: number[] } {
   const dimension = query.length;
-  const scored = labels.map((label, i) => {
+  const scored: Array<{ label: Label; distance: number }> = [];
+  labels.forEach((label, i) => {
+    if (allowed && !allowed(label)) return;
     let dot = 0;
     for (let d = 0, at = i * dimension; d < dimension; d++, at++) dot += (vectors[at] ?? 0) * (query[d] ?? 0);
-    return { label, distance: 1 - dot };
+    scored.push({ label, distance: 1 - dot });
   });
   scored.sort((a, b) => a.distance - b.distance);
   const best = scored.slice(0, k);

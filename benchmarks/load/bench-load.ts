@@ -1,0 +1,274 @@
+/**
+ * npm run bench:load — the query API under load, on 127.0.0.1, driven by autocannon.
+ *
+ * Index: 1,100,000 synthetic 384-d tiles in 2 shards (benchmarks/load/synthetic-index.ts; the
+ * graph of bench:index's 1M synthetic set plus 100k more), served with --no-model; uploaded-image
+ * search runs on the bundled sample index with the real model (embedding dominates it).
+ * Scenarios: region search by tile reference, single node and router + 2 shard nodes; slide
+ * search; region search by uploaded 224×224 PNG; a router run during which the node of shard 1
+ * is killed (SIGKILL) and restarted. Each: maximum throughput (closed loop, 32 connections), then
+ * fixed rates of 25/50/75/90% of it, latencies corrected for coordinated omission (every response
+ * slower than the expected interval between sends on its connection also counts the sends it
+ * held up, HdrHistogram's method; autocannon's own correction uses a 1 ms interval, so it is off).
+ * Also recall@10 of served results against exact search, and API latency ÷ in-process HNSW time.
+ * Env: BENCH_SECONDS (per rate, default 8). Writes benchmarks/results/load-<time>.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { IndexStore } from '../../engine/index.js';
+import { PROJECT_ROOT } from '../../test/shared-data.js';
+import { DIMENSION, TILES_PER_SLIDE, loadIndex, tileRect } from './synthetic-index.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CACHE = join(PROJECT_ROOT, '.cache', 'bench');
+const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
+const results: Record<string, unknown> = {};
+const log = (line: string) => console.log(line);
+
+let seed = 99;
+const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+
+interface Node {
+  url: string;
+  process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `tessera serve …` as a child process and waits for its URL. */
+function startNode(args: string[], port: number): Promise<Node> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'serve', ...args, '--port', String(port), '--no-viewer'], { env: { ...process.env, TESSERA_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk) => (stderr = (stderr + String(chunk)).slice(-4000)));
+    child.stdout?.on('data', (chunk) => {
+      const match = /serving at (http:\/\/\S+?)\/ /.exec(String(chunk));
+      if (match) resolve({ url: match[1] as string, process: child, stop: (signal = 'SIGTERM') => new Promise((done) => (child.exitCode !== null ? done() : (child.once('exit', () => done()), child.kill(signal)))) });
+    });
+    child.once('exit', (code) => reject(new Error(`tessera serve ${args.join(' ')} exited ${code}: ${stderr}`)));
+  });
+}
+
+interface RunResult {
+  rate: number | null;
+  achievedRps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  partial: number;
+}
+
+/**
+ * One autocannon run. `body()` makes each request's JSON body. With a rate, latencies are
+ * corrected for coordinated omission with the expected interval connections / rate.
+ */
+async function drive(url: string, path: string, body: () => unknown, options: { rate?: number; seconds: number; connections: number; checkCoverage?: boolean }): Promise<RunResult> {
+  const latencies: number[] = [];
+  const expectedMs = options.rate ? (options.connections * 1000) / options.rate : 0;
+  let partial = 0;
+  let finish: (result: autocannon.Result) => void = () => undefined;
+  let fail: (error: Error) => void = () => undefined;
+  const done = new Promise<autocannon.Result>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  const instance = autocannon({
+    url,
+    connections: options.connections,
+    duration: options.seconds,
+    ...(options.rate ? { overallRate: options.rate, ignoreCoordinatedOmission: true } : {}),
+    requests: [
+      {
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request: any) => ({ ...request, body: JSON.stringify(body()) }),
+        ...(options.checkCoverage
+          ? {
+              onResponse: (status: number, text: string) => {
+                if (status === 200 && JSON.parse(text).coverage.answered < JSON.parse(text).coverage.total) partial++;
+              },
+            }
+          : {}),
+      },
+    ],
+  } as autocannon.Options, (error, result) => (error ? fail(error) : finish(result)));
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+    latencies.push(responseTime);
+    if (expectedMs > 0) for (let held = responseTime - expectedMs; held >= expectedMs; held -= expectedMs) latencies.push(held);
+  });
+  const result = await done;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate: options.rate ?? null,
+    achievedRps: result.requests.average,
+    p50: percentile(latencies, 0.5),
+    p95: percentile(latencies, 0.95),
+    p99: percentile(latencies, 0.99),
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    partial,
+  };
+}
+
+/** Max throughput, then 25/50/75/90% of it. */
+async function sweep(name: string, url: string, path: string, body: () => unknown, connections = 32): Promise<{ max: number; runs: RunResult[] }> {
+  await drive(url, path, body, { seconds: 2, connections }); // warm-up
+  const max = (await drive(url, path, body, { seconds: SECONDS, connections })).achievedRps;
+  const runs: RunResult[] = [];
+  for (const fraction of [0.25, 0.5, 0.75, 0.9]) runs.push(await drive(url, path, body, { seconds: SECONDS, connections, rate: Math.max(1, Math.round(max * fraction)) }));
+  console.log(`\n${name}: max ${max.toFixed(0)} requests/s (closed loop, ${connections} connections)`);
+  console.log('  load   rate/s  achieved  p50 ms  p95 ms  p99 ms  errors  non-2xx');
+  runs.forEach((run, i) => console.log(`  ${String([25, 50, 75, 90][i]).padStart(3)}%  ${String(run.rate).padStart(7)}  ${run.achievedRps.toFixed(0).padStart(8)}  ${run.p50.toFixed(2).padStart(6)}  ${run.p95.toFixed(2).padStart(6)}  ${run.p99.toFixed(2).padStart(6)}  ${String(run.errors).padStart(6)}  ${String(run.non2xx).padStart(7)}`));
+  results[name] = { max, runs };
+  return { max, runs };
+}
+
+console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; load generator and servers share these cores`);
+mkdirSync(CACHE, { recursive: true });
+log('load index (built once into .cache/bench/load-index):');
+const { dir, slides } = await loadIndex(CACHE, join(CACHE, 'ann-1000000-subspace'), log);
+const referenceBody = () => {
+  const slide = slides[Math.floor(random() * slides.length)]!;
+  return { slideId: slide.slideId, ...tileRect(Math.floor(random() * TILES_PER_SLIDE)), k: 10 };
+};
+
+// ── exact ground truth and raw in-process HNSW time ───────────────────────────────────────────
+const recallQueries = Array.from({ length: 100 }, () => {
+  const slide = slides[Math.floor(random() * slides.length)]!;
+  const j = Math.floor(random() * TILES_PER_SLIDE);
+  return { slide, j, label: slide.firstLabel + j };
+});
+const store = IndexStore.open(dir, { readOnly: true });
+const queryVectors = recallQueries.map((query) => store.shards.find((shard) => shard.index === query.slide.shard)!.vector(query.label));
+// Exact top 10 by brute force over all 1.1M tiles (a few minutes in JavaScript): cached beside the index.
+const exactPath = join(dir, 'exact-top10.json');
+if (!existsSync(exactPath)) {
+  log('computing exact top-10 for 100 queries by brute force…');
+  const all = store.shards.map((shard) => {
+    const count = shard.tileCount;
+    const vectors = new Float32Array(count * DIMENSION);
+    for (let label = 0; label < count; label++) vectors.set(shard.vector(label), label * DIMENSION);
+    return { shard: shard.index, vectors, count };
+  });
+  const tops = queryVectors.map((query) => {
+    const top: Array<{ key: string; score: number }> = [];
+    for (const { shard, vectors, count } of all) {
+      for (let label = 0; label < count; label++) {
+        let score = 0;
+        const offset = label * DIMENSION;
+        for (let d = 0; d < DIMENSION; d++) score += (query[d] as number) * (vectors[offset + d] as number);
+        if (top.length < 10 || score > (top[9] as { score: number }).score) {
+          top.push({ key: `${shard}/${label}`, score });
+          top.sort((a, b) => b.score - a.score);
+          if (top.length > 10) top.pop();
+        }
+      }
+    }
+    return top.map((entry) => entry.key);
+  });
+  writeFileSync(exactPath, JSON.stringify({ queries: recallQueries.map((query) => `${query.slide.shard}/${query.label}`), tops }));
+}
+const exactFile = JSON.parse(readFileSync(exactPath, 'utf8')) as { queries: string[]; tops: string[][] };
+if (exactFile.queries.join() !== recallQueries.map((query) => `${query.slide.shard}/${query.label}`).join()) throw new Error(`${exactPath} was computed for other queries: delete it`);
+const exact = exactFile.tops.map((keys) => new Set(keys));
+const rawMs: number[] = [];
+for (let round = 0; round < 5; round++) {
+  for (const query of queryVectors) {
+    const started = performance.now();
+    store.search(query, { k: 10, ef: 64 });
+    rawMs.push(performance.now() - started);
+  }
+}
+rawMs.sort((a, b) => a - b);
+const rawP50 = percentile(rawMs, 0.5);
+await store.close();
+console.log(`\nin-process HNSW search (both shards, k 10, ef 64): p50 ${rawP50.toFixed(3)} ms, p99 ${percentile(rawMs, 0.99).toFixed(3)} ms`);
+
+async function servedRecall(url: string): Promise<number> {
+  let found = 0;
+  for (const [i, query] of recallQueries.entries()) {
+    const response = await fetch(`${url}/v1/search/region`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ slideId: query.slide.slideId, ...tileRect(query.j), k: 10, exclude: { ownSlide: false } }) });
+    const { results: hits } = (await response.json()) as { results: Array<{ slideId: string; x: number; y: number; shard: number }> };
+    const firstLabel = new Map(slides.map((slide) => [slide.slideId, slide.firstLabel]));
+    for (const hit of hits) {
+      const label = (firstLabel.get(hit.slideId) ?? 0) + hit.x / 224 + (hit.y / 224) * 40;
+      if (exact[i]?.has(`${hit.shard}/${label}`)) found++;
+    }
+  }
+  return found / (recallQueries.length * 10);
+}
+
+// ── single node ───────────────────────────────────────────────────────────────────────────────
+log('\nstarting a single node (role all) on the 1.1M-tile index…');
+let started = performance.now();
+const single = await startNode(['--index', dir, '--no-model'], 18180);
+console.log(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+const singleRecall = await servedRecall(single.url);
+const singleRef = await sweep('region search by tile reference, single node', single.url, '/v1/search/region', referenceBody);
+const slideSearch = await sweep('slide search (16-tile mosaic), single node', single.url, '/v1/search/slide', () => ({ slideId: slides[Math.floor(random() * slides.length)]!.slideId, k: 10 }), 8);
+await single.stop();
+
+// ── router + 2 shard nodes ────────────────────────────────────────────────────────────────────
+log('\nstarting shard nodes 0 and 1 and a router…');
+started = performance.now();
+const node0 = await startNode(['--role', 'shard', '--index', dir, '--shards', '0'], 18181);
+let node1 = await startNode(['--role', 'shard', '--index', dir, '--shards', '1', '--threads', '1'], 18182);
+const router = await startNode(['--role', 'router', '--nodes', `${node0.url},${node1.url}`, '--no-model'], 18183);
+console.log(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+const clusterRecall = await servedRecall(router.url);
+const clusterRef = await sweep('region search by tile reference, router + 2 shard nodes', router.url, '/v1/search/region', referenceBody);
+
+// A node dies and comes back during a fixed-rate run: every request must still succeed.
+const chaosRate = Math.round(clusterRef.max * 0.5);
+const chaosSeconds = Math.max(SECONDS * 2, 16);
+const chaos = drive(router.url, '/v1/search/region', referenceBody, { rate: chaosRate, seconds: chaosSeconds, connections: 32, checkCoverage: true });
+await new Promise((resolve) => setTimeout(resolve, (chaosSeconds * 1000) / 4));
+await node1.stop('SIGKILL');
+await new Promise((resolve) => setTimeout(resolve, (chaosSeconds * 1000) / 4));
+node1 = await startNode(['--role', 'shard', '--index', dir, '--shards', '1', '--threads', '1'], 18182);
+const chaosResult = await chaos;
+console.log(`\nshard node 1 killed (SIGKILL) and restarted during ${chaosSeconds} s at ${chaosRate} requests/s: ${chaosResult.errors} errors, ${chaosResult.non2xx} non-2xx, ${chaosResult.partial} partial answers (coverage 1/2), p99 ${chaosResult.p99.toFixed(1)} ms`);
+results.killRestart = { ...chaosResult, rate: chaosRate, seconds: chaosSeconds };
+await router.stop();
+await node0.stop();
+await node1.stop();
+
+// ── uploaded images, real model ───────────────────────────────────────────────────────────────
+const sampleIndex = join(PROJECT_ROOT, '.cache', 'sample-index');
+if (!existsSync(join(sampleIndex, 'index.json'))) {
+  log('\nindexing the bundled samples for the upload scenario…');
+  await new Promise<void>((resolve, reject) => spawn(process.execPath, [BIN, 'index', '--slides', join(PROJECT_ROOT, 'indexer', 'samples'), '--out', sampleIndex], { stdio: 'ignore' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`indexing failed (${code})`)))));
+}
+const withModel = await startNode(['--index', sampleIndex, '--slide-roots', join(PROJECT_ROOT, 'indexer', 'samples')], 18184);
+const sampleSlides = ((await (await fetch(`${withModel.url}/v1/slides`)).json()) as { slides: Array<{ slideId: string; width: number; height: number }> }).slides;
+const pngs: string[] = [];
+for (let i = 0; i < 20; i++) {
+  const slide = sampleSlides[i % sampleSlides.length]!;
+  const x = Math.floor(random() * Math.max(1, slide.width - 224));
+  const y = Math.floor(random() * Math.max(1, slide.height - 224));
+  const png = await fetch(`${withModel.url}/v1/slides/${encodeURIComponent(slide.slideId)}/region?x=${x}&y=${y}&width=224&height=224&size=224&format=png`);
+  pngs.push(Buffer.from(await png.arrayBuffer()).toString('base64'));
+}
+const upload = await sweep('region search by uploaded 224×224 PNG (embedding included), single node, sample index', withModel.url, '/v1/search/region', () => ({ image: pngs[Math.floor(random() * pngs.length)], k: 10 }), 8);
+await withModel.stop();
+
+// ── summary ───────────────────────────────────────────────────────────────────────────────────
+const at = (run: { runs: RunResult[] }, i: number) => run.runs[i] as RunResult;
+console.log('\nsummary');
+console.log(`  recall@10 of served results vs exact search (ef 64, 100 queries): single node ${singleRecall.toFixed(3)}, cluster ${clusterRecall.toFixed(3)}`);
+console.log(`  API p50 at 25% load ÷ in-process HNSW p50: ${(at(singleRef, 0).p50 / rawP50).toFixed(1)}× (${at(singleRef, 0).p50.toFixed(2)} ms vs ${rawP50.toFixed(3)} ms)`);
+const check = (label: string, ok: boolean, detail: string) => console.log(`  ${ok ? 'PASS' : 'MISS'}  ${label}: ${detail}`);
+check('reference search ≥ 1,500 requests/s', singleRef.max >= 1500, `${singleRef.max.toFixed(0)} requests/s`);
+check('reference search p99 ≤ 20 ms at 75% load', at(singleRef, 2).p99 <= 20, `${at(singleRef, 2).p99.toFixed(2)} ms`);
+check('uploaded image p99 ≤ 60 ms at 75% load', at(upload, 2).p99 <= 60, `${at(upload, 2).p99.toFixed(2)} ms`);
+const addedP50 = at(clusterRef, 0).p50 - at(singleRef, 0).p50;
+check('two-node cluster adds ≤ 3 ms to p50 (25% load)', addedP50 <= 3, `${at(clusterRef, 0).p50.toFixed(2)} − ${at(singleRef, 0).p50.toFixed(2)} = ${addedP50.toFixed(2)} ms`);
+check('no request fails while a shard node is killed and restarted', chaosResult.errors === 0 && chaosResult.non2xx === 0, `${chaosResult.errors} errors, ${chaosResult.non2xx} non-2xx, ${chaosResult.partial} partial`);
+console.log(`  slide search: max ${slideSearch.max.toFixed(0)} requests/s, p99 at 75% ${at(slideSearch, 2).p99.toFixed(1)} ms`);
+Object.assign(results, { machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, recall: { single: singleRecall, cluster: clusterRecall }, rawHnswP50Ms: rawP50 });
+const out = join(PROJECT_ROOT, 'benchmarks', 'results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, `load-${new Date().toISOString().replace(/:/g, '-')}.json`), `${JSON.stringify(results, null, 2)}\n`);

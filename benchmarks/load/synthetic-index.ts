@@ -1,0 +1,126 @@
+/**
+ * The load benchmark's index: 1,000,000 synthetic 384-d tiles in shard 0 (the vectors and HNSW
+ * graph bench:index builds and caches: the same graph, hard-linked, with tile and slide records
+ * written beside it) plus 100,000 more in shard 1 (added through LocalShard), 1,000 tiles a slide.
+ * Checked with LocalShard.verify before use. Built once into .cache/bench/load-index.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { IndexStore, asSlideId, createOrCheckIndex, shardDir, shardOf, type IndexInfo, type SlideRecord, type TileRecord } from '../../engine/index.js';
+
+export const DIMENSION = 384;
+export const TILES_PER_SLIDE = 1000;
+const GRID_COLUMNS = 40;
+const ORGANS = ['lung', 'kidney', 'skin', 'breast', 'colon'];
+
+export interface LoadIndex {
+  dir: string;
+  /** Slides per shard, in order, and their tile counts. */
+  slides: Array<{ slideId: string; shard: number; firstLabel: number }>;
+}
+
+/** Slide ids that hash to `shard` of 2, in a fixed order. */
+function slideIdsFor(shard: number, count: number, prefix: string): string[] {
+  const ids: string[] = [];
+  for (let i = 0; ids.length < count; i++) {
+    const id = `${prefix}-${String(i).padStart(6, '0')}`;
+    if (shardOf(id, 2) === shard) ids.push(id);
+  }
+  return ids;
+}
+
+export function tileRect(j: number): { x: number; y: number; width: number; height: number } {
+  return { x: (j % GRID_COLUMNS) * 224, y: Math.floor(j / GRID_COLUMNS) * 224, width: 224, height: 224 };
+}
+
+function slideRecord(slideId: string, index: number, labels: number[]): SlideRecord {
+  return {
+    slideId: asSlideId(slideId),
+    path: `/nonexistent/${slideId}.svs`,
+    metadata: { dataset: 'synthetic', organ: ORGANS[index % ORGANS.length] as string, patient_id: `SP${Math.floor(index / 2)}`, diagnosis: index % 3 === 0 ? 'tumour' : 'normal' },
+    fingerprint: { size: 0, mtimeMs: 0, hash: '' },
+    labels,
+    mosaic: labels.filter((_, i) => i % 63 === 0).slice(0, 16),
+    mppSupplied: true,
+    mpp: [0.5, 0.5],
+    width: GRID_COLUMNS * 224,
+    height: Math.ceil(labels.length / GRID_COLUMNS) * 224,
+    indexedAt: new Date(0).toISOString(),
+  };
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Builds (once) and returns the load index. `annDir` holds vectors.f32 and hnswlib.bin from bench:index. */
+export async function loadIndex(cacheDir: string, annDir: string, log: (line: string) => void): Promise<LoadIndex> {
+  const dir = join(cacheDir, 'load-index');
+  const bigCount = 1_000_000;
+  const smallCount = 100_000;
+  const shard0 = slideIdsFor(0, bigCount / TILES_PER_SLIDE, 'syn');
+  const shard1 = slideIdsFor(1, smallCount / TILES_PER_SLIDE, 'syn');
+  const slides = [...shard0.map((slideId, i) => ({ slideId, shard: 0, firstLabel: i * TILES_PER_SLIDE })), ...shard1.map((slideId, i) => ({ slideId, shard: 1, firstLabel: i * TILES_PER_SLIDE }))];
+  if (existsSync(join(dir, 'ready'))) return { dir, slides };
+  rmSync(dir, { recursive: true, force: true });
+  if (!existsSync(join(annDir, 'hnswlib.bin'))) {
+    log('  building the 1M synthetic vectors and graph first (BENCH_SECTIONS=ann-synthetic npm run bench:index, ~25 min here)…');
+    execFileSync(process.execPath, ['--import', 'tsx', 'benchmarks/index/bench-index.ts'], { stdio: 'inherit', env: { ...process.env, BENCH_SECTIONS: 'ann-synthetic', BENCH_ANN_N: String(bigCount) } });
+  }
+  const info: IndexInfo = createOrCheckIndex(dir, { shards: 2, model: { id: 'synthetic-384', version: '1', dimension: DIMENSION }, tile: { mpp: 0.5, sizePx: 224 }, hnsw: { M: 16, efConstruction: 100 } });
+
+  log('  shard 0: 1,000,000 tiles on the cached graph…');
+  const dir0 = shardDir(dir, 0);
+  mkdirSync(dir0, { recursive: true });
+  linkSync(join(annDir, 'hnswlib.bin'), join(dir0, 'hnsw.bin'));
+  // The records LocalShard keeps (see engine/index/local-shard.ts): tiles by label, slides by id, counters.
+  const env = open({ path: join(dir0, 'lmdb'), maxDbs: 4, compression: false });
+  const tiles = env.openDB<TileRecord, number>({ name: 'tiles', keyEncoding: 'uint32' });
+  const slideDb = env.openDB<SlideRecord, string>({ name: 'slides' });
+  const meta = env.openDB<number, string>({ name: 'meta' });
+  await env.transaction(() => {
+    shard0.forEach((slideId, s) => {
+      const labels = Array.from({ length: TILES_PER_SLIDE }, (_, j) => s * TILES_PER_SLIDE + j);
+      labels.forEach((label, j) => tiles.put(label, { slideId: asSlideId(slideId), ...tileRect(j), mpp: 0.5, tissue: 1, level: 0 }));
+      slideDb.put(slideId, slideRecord(slideId, s, labels));
+    });
+    meta.put('nextLabel', bigCount);
+    meta.put('commit', 1);
+  });
+  await env.close();
+  writeFileSync(
+    join(dir0, 'manifest.json'),
+    `${JSON.stringify({ formatVersion: info.formatVersion, shard: 0, model: info.model, metric: 'cosine', hnsw: info.hnsw, counts: { slides: shard0.length, tiles: bigCount, deleted: 0, capacity: bigCount }, checksums: { hnsw: await sha256(join(dir0, 'hnsw.bin')) }, commit: 1, committedAt: new Date().toISOString() }, null, 2)}\n`,
+  );
+
+  log('  shard 1: 100,000 tiles added through LocalShard…');
+  const vectors = new Float32Array(readFileSync(join(annDir, 'vectors.f32')).buffer.slice(0, smallCount * DIMENSION * 4 * 3));
+  const store = IndexStore.open(dir, { shards: [1] });
+  const shard = store.shards[0]!;
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  shard1.forEach((slideId, s) => {
+    const newTiles = Array.from({ length: TILES_PER_SLIDE }, (_, j) => {
+      const source = Math.floor(random() * (vectors.length / DIMENSION));
+      const vector = Float32Array.from(vectors.subarray(source * DIMENSION, (source + 1) * DIMENSION), (v) => v + (random() - 0.5) * 0.02);
+      const norm = Math.hypot(...vector);
+      return { tile: { ...tileRect(j), mpp: 0.5, tissue: 1, level: 0 }, vector: vector.map((v) => v / norm) };
+    });
+    const record = slideRecord(slideId, shard0.length + s, []);
+    shard.putSlide({ slideId: record.slideId, path: record.path, metadata: record.metadata, fingerprint: record.fingerprint, mppSupplied: true, mpp: record.mpp, width: record.width, height: record.height, indexedAt: record.indexedAt }, newTiles, [0, 63, 126, 189, 252, 315, 378, 441, 504, 567, 630, 693, 756, 819, 882, 945], { defer: true });
+  });
+  shard.flush();
+  await store.close();
+
+  const check = IndexStore.open(dir, { readOnly: true });
+  const problems = check.shards.flatMap((candidate) => candidate.verify());
+  await check.close();
+  if (problems.length > 0) throw new Error(`the load index failed verification: ${problems.join('; ')}`);
+  writeFileSync(join(dir, 'ready'), '');
+  return { dir, slides };
+}
