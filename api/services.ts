@@ -3,7 +3,7 @@
  * the local group (roles all and shard: slide files for images) and metrics. Also the query
  * vectors every search route starts from: a stored tile, a slide's mosaic, or embedded pixels.
  */
-import type { Cluster, Embedder, LocalShardGroup, RgbImage } from '../engine/index.js';
+import type { Cluster, Embedder, LocalShardGroup, RgbImage, SlideSummary } from '../engine/index.js';
 import type { InstalledModel } from '../models/index.js';
 import type { Access } from './auth.js';
 import type { ServeConfig } from './config.js';
@@ -47,19 +47,19 @@ export async function embedImages(services: Services, images: RgbImage[]): Promi
  * indexed tile (no embedding), else the region read at the index's resolution and embedded.
  * @throws TesseraError SLIDE_NOT_FOUND (also for slides outside the caller's datasets), REGION_*
  */
-export async function regionVector(services: Services, access: Access, ref: RegionRef): Promise<{ vector: Float32Array; embedded: boolean }> {
+export async function regionVector(services: Services, access: Access, ref: RegionRef): Promise<{ vector: Float32Array; embedded: boolean; slide: SlideSummary }> {
   if (ref.width > MAX_REGION_SIDE || ref.height > MAX_REGION_SIDE) throw new ApiError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${ref.width}×${ref.height}; use slide search for whole slides`);
   const rect = { x: ref.x, y: ref.y, width: ref.width, height: ref.height };
-  const stored = await services.cluster.storedVectors(ref.slideId, { rect }, access.datasets);
-  if (stored?.[0]) return { vector: stored[0], embedded: false };
-  const slide = await services.cluster.slide(ref.slideId, access.datasets);
+  // Both asked at once: on a router each is a call to the node holding the slide.
+  const [slide, stored] = await Promise.all([services.cluster.slide(ref.slideId, access.datasets), services.cluster.storedVectors(ref.slideId, { rect }, access.datasets)]);
   if (!slide) throw notFound(ref.slideId);
+  if (stored?.[0]) return { vector: stored[0], embedded: false, slide };
   if (ref.x < 0 || ref.y < 0 || ref.x + ref.width > slide.width || ref.y + ref.height > slide.height) {
     throw new ApiError('REGION_OUT_OF_BOUNDS', `region ${ref.x},${ref.y} ${ref.width}×${ref.height} lies outside slide "${ref.slideId}" (${slide.width}×${slide.height})`);
   }
   const image = await services.cluster.readRegion(ref.slideId, rect, access.datasets);
   const [vector] = await embedImages(services, [image]);
-  return { vector: vector as Float32Array, embedded: true };
+  return { vector: vector as Float32Array, embedded: true, slide };
 }
 
 /** A slide's mosaic vectors (its representative tiles). @throws ApiError SLIDE_NOT_FOUND */

@@ -41,9 +41,8 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         if (slideId === undefined || x === undefined || y === undefined || width === undefined || height === undefined) {
           throw new ApiError('BAD_REQUEST', 'give an image, or slideId with x, y, width and height (level-0 pixels)');
         }
-        querySlide = await services.cluster.slide(slideId, access.datasets);
-        if (!querySlide) throw notFound(slideId);
         const resolved = await regionVector(services, access, { slideId, x, y, width, height });
+        querySlide = resolved.slide;
         vector = resolved.vector;
         query = { slideId, x, y, width, height, embedded: resolved.embedded };
       }
@@ -94,9 +93,8 @@ export async function slideQuery(services: Services, request: FastifyRequest, bo
   const access = accessOf(request);
   if ((body.slideId === undefined) === (body.images === undefined)) throw new ApiError('BAD_REQUEST', 'give either slideId or images');
   if (body.slideId !== undefined) {
-    const querySlide = await services.cluster.slide(body.slideId, access.datasets);
+    const [querySlide, vectors] = await Promise.all([services.cluster.slide(body.slideId, access.datasets), mosaicVectors(services, access, body.slideId)]);
     if (!querySlide) throw notFound(body.slideId);
-    const vectors = await mosaicVectors(services, access, body.slideId);
     return { vectors, query: { slideId: body.slideId, mosaicTiles: vectors.length }, querySlide };
   }
   const images = await Promise.all((body.images ?? []).map((text, i) => decodeQueryImage(bytesFromBase64(text, `images[${i}]`), services.config.limits.uploadPixels)));

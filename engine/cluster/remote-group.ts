@@ -3,10 +3,14 @@
  * node, then to each replica in turn, until one answers before the deadline; only then is the
  * group reported missing.
  */
+import { Agent, request as httpRequest } from 'node:http';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { BaseRect, GroupHealth, GroupSearchResult, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
 import { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireSearchRequest } from './wire.js';
+
+/** Connections to shard nodes stay open between calls. */
+const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
 
 export interface RemoteGroupOptions {
   /** Nodes serving the same shards, tried in order after the first. */
@@ -99,24 +103,52 @@ async function call<T>(urls: string[], path: string, body: unknown, deadline: nu
       break;
     }
     try {
-      const response = await fetch(`${url}${path}`, {
-        method: body === undefined ? 'GET' : 'POST',
-        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { [CLUSTER_TOKEN_HEADER]: token } : {}) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(remainingMs),
-      });
-      const payload = (await response.json()) as T & { error?: string; message?: string };
-      if (response.ok) return payload;
-      if (response.status >= 400 && response.status < 500 && isErrorCode(payload.error)) {
+      const { status, payload } = await request<T & { error?: string; message?: string }>(`${url}${path}`, body, remainingMs, token);
+      if (status >= 200 && status < 300) return payload;
+      if (status >= 400 && status < 500 && isErrorCode(payload.error)) {
         throw new TesseraError(payload.error, payload.message ?? `${url} refused the request`);
       }
-      failures.push(`${url}: HTTP ${response.status}`);
+      failures.push(`${url}: HTTP ${status}`);
     } catch (error) {
       if (error instanceof TesseraError) throw error;
-      failures.push(`${url}: ${(error as Error).name === 'TimeoutError' ? 'timed out' : (error as Error).message}`);
+      failures.push(`${url}: ${(error as Error).message}`);
     }
   }
   throw new TesseraError('SHARD_UNAVAILABLE', `no node answered ${path}: ${failures.join('; ')}`, { transient: true });
+}
+
+/**
+ * One JSON request over a kept-alive connection. node:http rather than fetch: fetch costs about
+ * 3 ms a call here against 0.3 ms, and a router makes several calls per query.
+ */
+function request<T>(url: string, body: unknown, timeoutMs: number, token: string | undefined): Promise<{ status: number; payload: T }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const outgoing = httpRequest(
+      url,
+      {
+        method: data ? 'POST' : 'GET',
+        agent: AGENT,
+        headers: { ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}), ...(token ? { [CLUSTER_TOKEN_HEADER]: token } : {}) },
+      },
+      (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.on('end', () => {
+          try {
+            resolve({ status: incoming.statusCode ?? 0, payload: JSON.parse(Buffer.concat(chunks).toString('utf8')) as T });
+          } catch (error) {
+            reject(new Error(`the answer was not JSON: ${(error as Error).message}`));
+          }
+        });
+        incoming.on('error', reject);
+      },
+    );
+    const timer = setTimeout(() => outgoing.destroy(new Error('timed out')), timeoutMs);
+    outgoing.on('close', () => clearTimeout(timer));
+    outgoing.on('error', reject);
+    outgoing.end(data);
+  });
 }
 
 function isErrorCode(value: unknown): value is ErrorCode {

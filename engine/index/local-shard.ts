@@ -22,6 +22,8 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 const INITIAL_CAPACITY = 1024;
 /** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
 export const EXACT_SCAN_LIMIT = 1024;
+/** Extra neighbours fetched when a search excludes slides, before falling back to a filtered walk. */
+const EXCLUSION_OVERFETCH = 16;
 /** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
 const ADMISSION_CACHE_SIZE = 16;
 
@@ -225,8 +227,20 @@ export class LocalShard {
     let labels: Label[];
     let distances: number[];
     if (filter.conditions.length === 0 && options.datasets === undefined) {
-      this.hnsw.setEf(Math.max(options.ef ?? 64, allowed ? k * 2 : k));
-      ({ neighbors: labels, distances } = allowed ? this.hnsw.searchKnn(vector, Math.min(k, live), allowed) : this.hnsw.searchKnn(vector, Math.min(k, live)));
+      this.hnsw.setEf(Math.max(options.ef ?? 64, k + EXCLUSION_OVERFETCH));
+      // Excluded tiles are usually few among the nearest: over-fetch without a callback (a call
+      // into JavaScript per visited tile costs about a third more) and fall back when too many go.
+      ({ neighbors: labels, distances } = this.hnsw.searchKnn(vector, Math.min(allowed ? k + EXCLUSION_OVERFETCH : k, live)));
+      if (allowed) {
+        const kept = labels.flatMap((label, i) => (allowed(label) ? [i] : []));
+        if (kept.length >= k || labels.length === live) {
+          distances = kept.slice(0, k).map((i) => distances[i] as number);
+          labels = kept.slice(0, k).map((i) => labels[i] as Label);
+        } else {
+          this.hnsw.setEf(Math.max(options.ef ?? 64, k * 2));
+          ({ neighbors: labels, distances } = this.hnsw.searchKnn(vector, Math.min(k, live), allowed));
+        }
+      }
     } else {
       const admission = this.admission(filter, options);
       if (admission.count === 0) return [];
