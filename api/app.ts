@@ -113,7 +113,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
 
 async function registerViewer(app: FastifyInstance): Promise<void> {
   if (existsSync(`${VIEWER_DIST}index.html`)) {
-    await app.register(fastifyStatic, { root: VIEWER_DIST, prefix: '/', index: 'index.html', cacheControl: true, maxAge: '1h' });
+    // Revalidated on every visit (ETag): the file names carry no content hash, so a rebuild must show at once.
+    await app.register(fastifyStatic, { root: VIEWER_DIST, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
     return;
   }
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>

@@ -56,7 +56,7 @@ export function serve(fixture: ApiFixture, flags: ServeFlags): Promise<RunningSe
 
 /** fetch against a server with a key; JSON bodies are sent as JSON. */
 export function client(baseUrl: string, key?: string) {
-  return async (path: string, init: { method?: string; json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}) => {
+  return async (path: string, init: { method?: string; json?: unknown; body?: string | FormData; headers?: Record<string, string> } = {}) => {
     const headers: Record<string, string> = { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.json === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers };
     const response = await fetch(`${baseUrl}${path}`, { method: init.method ?? (init.json === undefined && init.body === undefined ? 'GET' : 'POST'), headers, ...(init.json === undefined ? (init.body === undefined ? {} : { body: init.body }) : { body: JSON.stringify(init.json) }) });
     const type = response.headers.get('content-type') ?? '';
