@@ -15,9 +15,12 @@ import { accessOf, slideUrl } from './shared.js';
 
 const FACET_FIELDS = ['dataset', 'organ', 'stain', 'species', 'diagnosis'] as const;
 const THUMBNAIL_CACHE = 256;
+/** Encoded Deep Zoom tiles kept in memory: viewers of one slide ask for the same few tiles. */
+const DZI_CACHE_BYTES = 64 * 2 ** 20;
 
 export async function slideRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const thumbnails = new Map<string, Buffer>();
+  const dziTiles = new ByteLru(DZI_CACHE_BYTES);
 
   app.get<{ Querystring: Static<typeof SlideListQuery> }>(
     '/v1/slides',
@@ -137,7 +140,12 @@ export async function slideRoutes(app: FastifyInstance, services: Services): Pro
       if (services.config.role === 'router') return relay(services, request, reply, slideId);
       const [column, row] = tile.replace(/\.jpe?g$/, '').split('_').map(Number) as [number, number];
       const slide = await openScoped(services, access, slideId);
-      const jpeg = await dziTile(slide, Number(level), column, row);
+      const key = `${slideId}\u0000${level}/${column}_${row}`;
+      let jpeg = dziTiles.get(key);
+      if (!jpeg) {
+        jpeg = await dziTile(slide, Number(level), column, row);
+        dziTiles.set(key, jpeg);
+      }
       return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(jpeg);
     },
   );
@@ -187,4 +195,34 @@ async function relay(services: Services, request: FastifyRequest, reply: Fastify
     if (value) void reply.header(name, value);
   }
   return reply.status(response.status).send(body);
+}
+
+/** A least-recently-used map of buffers bounded by their total bytes. */
+class ByteLru {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): Buffer | undefined {
+    const value = this.entries.get(key);
+    if (value) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: string, value: Buffer): void {
+    const previous = this.entries.get(key);
+    if (previous) this.bytes -= previous.length;
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    this.bytes += value.length;
+    while (this.bytes > this.maxBytes) {
+      const [oldestKey, oldest] = this.entries.entries().next().value as [string, Buffer];
+      this.entries.delete(oldestKey);
+      this.bytes -= oldest.length;
+    }
+  }
 }
