@@ -8,8 +8,8 @@
  * slide, and labels are never reused, so a deleted vector never comes back.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { TesseraError } from '../errors.js';
@@ -104,7 +104,14 @@ export class LocalShard {
     const meta = env.openDB<number, string>({ name: 'meta' });
     const hnsw = new HierarchicalNSW('cosine', info.model.dimension);
     const hnswPath = join(dir, 'hnsw.bin');
-    if (withGraph && existsSync(hnswPath)) hnsw.readIndexSync(hnswPath, false);
+    if (withGraph && existsSync(hnswPath)) {
+      try {
+        hnsw.readIndexSync(hnswPath, false);
+      } catch (error) {
+        void env.close();
+        throw new TesseraError('INDEX_CORRUPT', `shard ${index}: ${hnswPath} cannot be read: ${(error as Error).message}`, { cause: error });
+      }
+    }
     else hnsw.initIndex(withGraph ? INITIAL_CAPACITY : 1, info.hnsw.M, info.hnsw.efConstruction, 100, false);
     const shard = new LocalShard(index, dir, info, hnsw, env, tiles, slides, meta, readOnly);
     shard.load();
@@ -405,6 +412,7 @@ export class LocalShard {
     try {
       this.hnsw.writeIndexSync(temporary);
       if (!existsSync(temporary)) throw Object.assign(new Error(`hnswlib could not write ${temporary}`), { code: 'EIO' });
+      checkGraphFile(temporary, this.hnsw.getCurrentCount(), this.info.model.dimension, this.info.hnsw.M);
       fsyncFile(temporary);
       renameSync(temporary, hnswPath);
       this.commitNumber++;
@@ -428,6 +436,24 @@ export class LocalShard {
     writeFileSync(`${path}.tmp`, `${JSON.stringify(this.manifest(), null, 2)}\n`);
     fsyncFile(`${path}.tmp`);
     renameSync(`${path}.tmp`, path);
+  }
+}
+
+/**
+ * hnswlib writes its file without checking for write errors, so a full disk leaves it short and
+ * the commit would rename a truncated graph over the good one. The file must hold at least its
+ * header and every element's level-0 record (hnswlib's layout), and the disk must not have filled
+ * up while writing it.
+ * @throws an ENOSPC error
+ */
+function checkGraphFile(path: string, count: number, dimension: number, M: number): void {
+  const header = 96;
+  const level0 = dimension * 4 + 8 + (2 * M * 4 + 4);
+  const minimum = header + count * (level0 + 4);
+  const { size } = statSync(path);
+  const { bavail, bsize } = statfsSync(dirname(path));
+  if (size < minimum || bavail * bsize < 64 * 1024) {
+    throw Object.assign(new Error(`${path} is ${size} bytes, at least ${minimum} expected, ${bavail * bsize} bytes free`), { code: 'ENOSPC' });
   }
 }
 
