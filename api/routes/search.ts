@@ -41,10 +41,18 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         if (slideId === undefined || x === undefined || y === undefined || width === undefined || height === undefined) {
           throw new ApiError('BAD_REQUEST', 'give an image, or slideId with x, y, width and height (level-0 pixels)');
         }
+        query = { slideId, x, y, width, height, embedded: false };
+        // On a single node, a tile reference is resolved and searched in one hand-off to a search thread.
+        querySlide = services.cluster.searchesStoredTilesDirectly ? await services.cluster.slide(slideId, access.datasets) : undefined;
+        const direct = querySlide && (await services.cluster.searchStoredTile(slideId, { x, y, width, height }, scopedSearch(access, { ...body, k }, querySlide)));
+        if (direct) {
+          observe(services, direct);
+          return { query, results: (direct.hits[0] ?? []).map(hitJson), coverage: direct.coverage, tookMs: round(performance.now() - started) };
+        }
         const resolved = await regionVector(services, access, { slideId, x, y, width, height });
         querySlide = resolved.slide;
         vector = resolved.vector;
-        query = { slideId, x, y, width, height, embedded: resolved.embedded };
+        query.embedded = resolved.embedded;
       }
       const result = await services.cluster.search([vector], scopedSearch(access, { ...body, k }, querySlide));
       observe(services, result);

@@ -66,6 +66,24 @@ export class Cluster {
     return { hits, coverage: { answered: this.index.shards - missing.length, total: this.index.shards, missing }, shardMs };
   }
 
+  /**
+   * A tile reference searched in one step when one group serves every shard (a single node);
+   * null otherwise, or when no indexed tile has exactly `rect`: callers then resolve the vector
+   * and search.
+   */
+  get searchesStoredTilesDirectly(): boolean {
+    const [group] = this.groups;
+    return this.groups.length === 1 && group?.searchStoredTile !== undefined && group.shardIds.length === this.index.shards;
+  }
+
+  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(ClusterSearchResult & { vector: Float32Array }) | null> {
+    const [group] = this.groups;
+    if (!this.searchesStoredTilesDirectly || !group?.searchStoredTile) return null;
+    const result = await group.searchStoredTile(slideId, rect, request);
+    if (!result) return null;
+    return { ...result, coverage: { answered: this.index.shards, total: this.index.shards, missing: [] } };
+  }
+
   /** The group holding a slide's shard. @throws TesseraError SHARD_UNAVAILABLE when no group serves it */
   groupFor(slideId: string): ShardGroup {
     const shard = shardOf(slideId, this.index.shards);

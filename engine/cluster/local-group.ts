@@ -90,15 +90,19 @@ export class LocalShardGroup implements ShardGroup {
     let labels: Label[];
     if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
     else {
-      const { rect } = selection;
-      const label = this.rectTable(shard, record).get(positionKey(rect));
-      const tile = label === undefined ? undefined : shard.tile(label);
-      if (label === undefined || !tile || tile.width !== rect.width || tile.height !== rect.height) return null;
-      labels = [label];
+      const tile = this.labelAt(slideId, selection.rect, datasets);
+      if (!tile) return null;
+      labels = [tile.label];
     }
     const dimension = this.store.info.model.dimension;
     const flat = (await this.pool.run({ op: 'vectors', shard: shard.index, labels } satisfies SearchTask)) as Float32Array;
     return labels.map((_, i) => flat.slice(i * dimension, (i + 1) * dimension));
+  }
+
+  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(GroupSearchResult & { vector: Float32Array }) | null> {
+    const label = this.labelAt(slideId, rect, request.datasets ?? null);
+    if (label === null) return null;
+    return (await this.pool.run({ op: 'searchStored', shard: label.shard, label: label.label, request } satisfies SearchTask)) as (GroupSearchResult & { vector: Float32Array }) | null;
   }
 
   async slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
@@ -150,6 +154,16 @@ export class LocalShardGroup implements ShardGroup {
     await this.pool.destroy();
     await this.slideFiles.close();
     await this.store.close();
+  }
+
+  /** The label of the indexed tile at exactly `rect` of a slide in scope, or null. */
+  private labelAt(slideId: string, rect: BaseRect, datasets: string[] | null): { shard: number; label: Label } | null {
+    const found = this.record(slideId, datasets);
+    if (!found) return null;
+    const label = this.rectTable(found.shard, found.record).get(positionKey(rect));
+    const tile = label === undefined ? undefined : found.shard.tile(label);
+    if (label === undefined || !tile || tile.width !== rect.width || tile.height !== rect.height) return null;
+    return { shard: found.shard.index, label };
   }
 
   /** Tile position (x, y) → label for one slide's tiles, built on first use. */

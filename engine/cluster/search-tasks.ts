@@ -9,7 +9,8 @@ import type { ScopedSearch } from './shard-group.js';
 export type SearchTask =
   | { op: 'ping'; delayMs: number }
   | { op: 'search'; queries: Float32Array; dimension: number; request: ScopedSearch }
-  | { op: 'vectors'; shard: number; labels: Label[] };
+  | { op: 'vectors'; shard: number; labels: Label[] }
+  | { op: 'searchStored'; shard: number; label: Label; request: ScopedSearch };
 
 export interface SearchTasks {
   run(task: SearchTask): unknown;
@@ -26,6 +27,12 @@ export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks
           return { tiles: store.shards.reduce((sum, shard) => sum + shard.tileCount, 0) };
         case 'search':
           return searchAll(store, task.queries, task.dimension, task.request);
+        case 'searchStored': {
+          // A tile reference in one hand-off: its stored vector, then the search with it.
+          const vector = store.shards.find((candidate) => candidate.index === task.shard)?.vector(task.label);
+          if (!vector) return null;
+          return { vector, ...searchAll(store, vector, vector.length, task.request) };
+        }
         case 'vectors': {
           const shard = store.shards.find((candidate) => candidate.index === task.shard);
           const dimension = store.info.model.dimension;

@@ -75,6 +75,11 @@ export interface ShardGroup {
   readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage>;
   health(): Promise<GroupHealth>;
   close(): Promise<void>;
+  /**
+   * Optional shortcut for a group that serves every shard: the tile at exactly `rect` searched
+   * with its own stored vector in one step. null when no indexed tile has that rectangle.
+   */
+  searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(GroupSearchResult & { vector: Float32Array }) | null>;
 }
 
 export function summaryOf(record: SlideRecord, shard: number): SlideSummary {
