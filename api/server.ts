@@ -54,7 +54,7 @@ async function openServices(config: ServeConfig): Promise<Services> {
   if (config.role === 'router') {
     const groups = await connectNodes(config);
     const first = (groups[0] as RemoteShardGroup).reported;
-    const cluster = new Cluster(groups, first.index && { ...first.index, model: first.model }, clusterOptions(config, metrics));
+    const cluster = new Cluster(groups, first.index && { ...first.index, model: first.model }, { deadlineMs: config.deadlineMs });
     if (!config.embed) return { config, cluster, metrics };
     const { model, embedder } = await loadModel(config, first.model);
     return { config, cluster, embedder, model, metrics };
@@ -62,7 +62,7 @@ async function openServices(config: ServeConfig): Promise<Services> {
   const local = await LocalShardGroup.open(config.indexDir as string, { threads, slideRoots: config.slideRoots, ...(config.shards ? { shards: config.shards } : {}) });
   try {
     const info = local.store.info;
-    const cluster = new Cluster([local], { shards: info.shards, model: info.model, tile: info.tile, hnsw: info.hnsw, metric: info.metric }, clusterOptions(config, metrics));
+    const cluster = new Cluster([local], { shards: info.shards, model: info.model, tile: info.tile, hnsw: info.hnsw, metric: info.metric }, { deadlineMs: config.deadlineMs });
     if (config.role === 'shard' || !config.embed) return { config, cluster, local, metrics };
     const { model, embedder } = await loadModel(config, info.model);
     return { config, cluster, local, embedder, model, metrics };
@@ -70,10 +70,6 @@ async function openServices(config: ServeConfig): Promise<Services> {
     await local.close();
     throw error;
   }
-}
-
-function clusterOptions(config: ServeConfig, metrics: Metrics) {
-  return { deadlineMs: config.deadlineMs, onGroupFailure: () => metrics.partialResults.inc(0) };
 }
 
 /** The index's model, installed here, with an embedder for query images. @throws TesseraError MODEL_NOT_FOUND, MODEL_MISMATCH */

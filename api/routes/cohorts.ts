@@ -4,7 +4,7 @@ import { rankSlides } from '../../engine/index.js';
 import { CohortBody, CohortReply, ErrorBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { slideQuery } from './search.js';
-import { accessOf, notePartial, scopedSearch } from './shared.js';
+import { accessOf, observeSearch, scopedSearch } from './shared.js';
 
 export async function cohortRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post<{ Body: CohortBody }>(
@@ -26,8 +26,7 @@ export async function cohortRoutes(app: FastifyInstance, services: Services): Pr
       const { vectors, query, querySlide } = await slideQuery(services, request, body);
       // Each query tile brings enough tiles that k distinct slides can appear.
       const result = await services.cluster.search(vectors, scopedSearch(access, { ...body, k: Math.min(1000, Math.max(50, k * 5)) }, querySlide));
-      services.metrics.observeShards(result.shardMs);
-      notePartial(services, result.coverage);
+      observeSearch(services, result);
       const slides = rankSlides(result.hits, { k }).map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), metadata: match.metadata }));
       if (querySlide && body.includeQuery) slides.unshift({ slideId: querySlide.slideId, score: 1, metadata: querySlide.metadata });
       if (request.headers.accept?.includes('text/csv')) {

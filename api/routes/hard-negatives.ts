@@ -9,10 +9,10 @@ import type { Coverage } from '../../engine/index.js';
 import type { Access } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
-import { ErrorBody, HardNegativesBody, Hit } from '../schemas.js';
+import { Coverage as CoverageSchema, ErrorBody, HardNegativesBody, Hit } from '../schemas.js';
 import { embedImages, regionVector, type Services } from '../services.js';
 import { Type } from 'typebox';
-import { accessOf, hitJson, notePartial, scopedSearch } from './shared.js';
+import { accessOf, hitJson, observeSearch, scopedSearch } from './shared.js';
 
 /** Queries resolved and searched together; bounds memory and lets the first lines out early. */
 const CHUNK = 64;
@@ -28,7 +28,7 @@ export async function hardNegativeRoutes(app: FastifyInstance, services: Service
         body: HardNegativesBody,
         produces: ['application/json', 'application/x-ndjson'],
         response: {
-          200: Type.Object({ results: Type.Array(Type.Object({ index: Type.Integer(), label: Type.String(), results: Type.Array(Hit) })), coverage: Type.Object({ answered: Type.Integer(), total: Type.Integer(), missing: Type.Array(Type.Integer()) }) }),
+          200: Type.Object({ results: Type.Array(Type.Object({ index: Type.Integer(), label: Type.String(), results: Type.Array(Hit) })), coverage: CoverageSchema }),
           400: ErrorBody,
           401: ErrorBody,
           404: ErrorBody,
@@ -85,8 +85,7 @@ async function* runChunks(services: Services, request: FastifyRequest, access: A
         members.map((i) => vectors[i] as Float32Array),
         scopedSearch(access, { k: body.k ?? 10, ef: body.ef, filter }),
       );
-      services.metrics.observeShards(result.shardMs);
-      notePartial(services, result.coverage);
+      observeSearch(services, result);
       coverage = worst(coverage, result.coverage);
       members.forEach((i, j) => {
         lines[i] = { index: start + i, label, results: (result.hits[j] ?? []).map(hitJson) };

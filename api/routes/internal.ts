@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { vectorFromBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
+import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { Services } from '../services.js';
 
@@ -35,7 +35,7 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     { schema: { ...hide, body: Type.Object({ slideId: Type.String(), selection: Type.Union([Type.Object({ rect: Rect }), Type.Object({ mosaic: Type.Literal(true) })]), datasets: Datasets }) } },
     async (request) => {
       const vectors = await local.storedVectors(request.body.slideId, request.body.selection, request.body.datasets);
-      return { vectors: vectors && vectors.map((vector) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')) };
+      return { vectors: vectors && vectors.map(vectorToBase64) };
     },
   );
 

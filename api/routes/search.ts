@@ -1,12 +1,12 @@
 /** POST /v1/search/region and /v1/search/slide: similar regions and similar slides. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { rankSlides, type ClusterSearchResult } from '../../engine/index.js';
+import { rankSlides } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import { readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
 import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
-import { accessOf, hitJson, notePartial, scopedSearch, slideUrl } from './shared.js';
+import { accessOf, hitJson, observeSearch, scopedSearch, slideUrl } from './shared.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
@@ -46,7 +46,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         querySlide = services.cluster.searchesStoredTilesDirectly ? await services.cluster.slide(slideId, access.datasets) : undefined;
         const direct = querySlide && (await services.cluster.searchStoredTile(slideId, { x, y, width, height }, scopedSearch(access, { ...body, k }, querySlide)));
         if (direct) {
-          observe(services, direct);
+          observeSearch(services, direct);
           return { query, results: (direct.hits[0] ?? []).map(hitJson), coverage: direct.coverage, tookMs: round(performance.now() - started) };
         }
         const resolved = await regionVector(services, access, { slideId, x, y, width, height });
@@ -55,7 +55,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         query.embedded = resolved.embedded;
       }
       const result = await services.cluster.search([vector], scopedSearch(access, { ...body, k }, querySlide));
-      observe(services, result);
+      observeSearch(services, result);
       return { query, results: (result.hits[0] ?? []).map(hitJson), coverage: result.coverage, tookMs: round(performance.now() - started) };
     },
   );
@@ -77,7 +77,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       const body = request.body;
       const { vectors, query, querySlide } = await slideQuery(services, request, body);
       const result = await services.cluster.search(vectors, { ...scopedSearch(access, { ...body, k: 50 }, querySlide) });
-      observe(services, result);
+      observeSearch(services, result);
       const slides = rankSlides(result.hits, { k: body.k ?? 10, evidencePerSlide: 3 });
       return {
         query,
@@ -108,11 +108,6 @@ export async function slideQuery(services: Services, request: FastifyRequest, bo
   const images = await Promise.all((body.images ?? []).map((text, i) => decodeQueryImage(bytesFromBase64(text, `images[${i}]`), services.config.limits.uploadPixels)));
   const vectors = await embedImages(services, images);
   return { vectors, query: { images: images.length }, querySlide: undefined };
-}
-
-function observe(services: Services, result: ClusterSearchResult): void {
-  services.metrics.observeShards(result.shardMs);
-  notePartial(services, result.coverage);
 }
 
 /** A region search body from JSON or multipart, with the image (if any) as bytes. */

@@ -1,6 +1,6 @@
 /** What the search routes share: the scoped search they send to shards, and hits as the API shows them. */
 import type { FastifyRequest } from 'fastify';
-import { parseFilter, type ScopedSearch, type SlideSummary, type TileHit } from '../../engine/index.js';
+import { parseFilter, type ClusterSearchResult, type ScopedSearch, type SlideSummary, type TileHit } from '../../engine/index.js';
 import type { Access } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { Hit } from '../schemas.js';
@@ -65,7 +65,8 @@ export function hitJson(hit: TileHit): Hit {
   };
 }
 
-/** Counts searches that came back without every shard. */
-export function notePartial(services: Services, coverage: { answered: number; total: number }): void {
-  if (coverage.answered < coverage.total) services.metrics.partialResults.inc();
+/** Records a fan-out's time per shard, and counts it when it came back without every shard. */
+export function observeSearch(services: Services, result: Pick<ClusterSearchResult, 'shardMs' | 'coverage'>): void {
+  services.metrics.observeShards(result.shardMs);
+  if (result.coverage.answered < result.coverage.total) services.metrics.partialResults.inc();
 }

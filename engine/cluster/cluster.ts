@@ -27,8 +27,6 @@ export interface ClusterSearchResult {
 export interface ClusterOptions {
   /** Time a search may take across groups (default 2000 ms). */
   deadlineMs?: number;
-  /** Called when a group fails a search (for logs and metrics). */
-  onGroupFailure?: (location: string, error: Error) => void;
 }
 
 export class Cluster {
@@ -56,7 +54,6 @@ export class Cluster {
         // A bad request fails on every group alike: that is the caller's error, not a missing shard.
         if (error instanceof TesseraError && !error.transient && error.code !== 'SHARD_UNAVAILABLE') throw error;
         missing.push(...group.shardIds);
-        this.options.onGroupFailure?.(group.location, error);
       }
     });
     const hits = queries.map((_, q) => mergeHits(perGroup.map((lists) => lists[q] ?? []), request.k));
