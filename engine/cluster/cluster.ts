@@ -73,7 +73,7 @@ export class Cluster {
     return this.groups.length === 1 && group?.searchStoredTile !== undefined && group.shardIds.length === this.index.shards;
   }
 
-  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(ClusterSearchResult & { vector: Float32Array }) | null> {
+  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<ClusterSearchResult | null> {
     const [group] = this.groups;
     if (!this.searchesStoredTilesDirectly || !group?.searchStoredTile) return null;
     const result = await group.searchStoredTile(slideId, rect, request);

@@ -11,13 +11,12 @@ import { TesseraError } from '../errors.js';
 import { datasetOf, IndexStore, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
+import { SearchQueue } from './search-queue.js';
 import type { SearchTask } from './search-tasks.js';
 import { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
-/** Slides whose tile positions are kept in a lookup table for tile references (~30 KB per 1,000 tiles). */
-const RECT_TABLES = 2048;
 
 export interface LocalGroupOptions {
   /** Shards to serve (default: those present). */
@@ -30,13 +29,16 @@ export interface LocalGroupOptions {
 
 export class LocalShardGroup implements ShardGroup {
   readonly location = 'local';
-  private readonly rectTables = new Map<string, Map<number, Label>>();
+  private readonly queue: SearchQueue;
 
   private constructor(
     readonly store: IndexStore,
     private readonly pool: Piscina,
+    threads: number,
     readonly slideFiles: SlideFiles,
-  ) {}
+  ) {
+    this.queue = new SearchQueue(pool, threads, `local shards ${this.shardIds.join(',')}`);
+  }
 
   get shardIds(): number[] {
     return this.store.shards.map((shard) => shard.index);
@@ -58,7 +60,7 @@ export class LocalShardGroup implements ShardGroup {
       maxQueue: 4096,
       workerData: { indexDir, shards: store.shards.map((shard) => shard.index) },
     });
-    const group = new LocalShardGroup(store, pool, new SlideFiles(options.slideRoots));
+    const group = new LocalShardGroup(store, pool, threads, new SlideFiles(options.slideRoots));
     try {
       await Promise.all(Array.from({ length: threads }, () => pool.run({ op: 'ping', delayMs: 50 } satisfies SearchTask)));
     } catch (error) {
@@ -73,14 +75,7 @@ export class LocalShardGroup implements ShardGroup {
     if (queries.length === 0) return { hits: [], shardMs: {} };
     const flat = new Float32Array(queries.length * dimension);
     queries.forEach((query, i) => flat.set(query, i * dimension));
-    const signal = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-    const task: SearchTask = { op: 'search', queries: flat, dimension, request };
-    try {
-      return (await this.pool.run(task, { transferList: [flat.buffer as ArrayBuffer], ...(signal ? { signal } : {}) })) as GroupSearchResult;
-    } catch (error) {
-      if ((error as Error).name === 'AbortError') throw new TesseraError('SHARD_UNAVAILABLE', `local shards ${this.shardIds.join(',')} missed the deadline`, { cause: error, transient: true });
-      throw error;
-    }
+    return this.queue.run<GroupSearchResult>({ op: 'search', queries: flat, dimension, request }, deadline);
   }
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
@@ -95,14 +90,14 @@ export class LocalShardGroup implements ShardGroup {
       labels = [tile.label];
     }
     const dimension = this.store.info.model.dimension;
-    const flat = (await this.pool.run({ op: 'vectors', shard: shard.index, labels } satisfies SearchTask)) as Float32Array;
+    const flat = await this.queue.run<Float32Array>({ op: 'vectors', shard: shard.index, labels });
     return labels.map((_, i) => flat.slice(i * dimension, (i + 1) * dimension));
   }
 
-  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(GroupSearchResult & { vector: Float32Array }) | null> {
+  async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {
     const label = this.labelAt(slideId, rect, request.datasets ?? null);
     if (label === null) return null;
-    return (await this.pool.run({ op: 'searchStored', shard: label.shard, label: label.label, request } satisfies SearchTask)) as (GroupSearchResult & { vector: Float32Array }) | null;
+    return this.queue.run<GroupSearchResult | null>({ op: 'searchStored', shard: label.shard, label: label.label, request });
   }
 
   async slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
@@ -151,6 +146,9 @@ export class LocalShardGroup implements ShardGroup {
   }
 
   async close(): Promise<void> {
+    // Waiting searches are failed; running ones finish first: a thread terminated inside
+    // hnswlib's searchKnn aborts the whole process instead of exiting.
+    await this.queue.close();
     await this.pool.destroy();
     await this.slideFiles.close();
     await this.store.close();
@@ -159,32 +157,9 @@ export class LocalShardGroup implements ShardGroup {
   /** The label of the indexed tile at exactly `rect` of a slide in scope, or null. */
   private labelAt(slideId: string, rect: BaseRect, datasets: string[] | null): { shard: number; label: Label } | null {
     const found = this.record(slideId, datasets);
-    if (!found) return null;
-    const label = this.rectTable(found.shard, found.record).get(positionKey(rect));
-    const tile = label === undefined ? undefined : found.shard.tile(label);
-    if (label === undefined || !tile || tile.width !== rect.width || tile.height !== rect.height) return null;
-    return { shard: found.shard.index, label };
+    const label = found?.shard.tileAt(slideId, rect);
+    return found && label !== undefined ? { shard: found.shard.index, label } : null;
   }
-
-  /** Tile position (x, y) → label for one slide's tiles, built on first use. */
-  private rectTable(shard: LocalShard, record: SlideRecord): Map<number, Label> {
-    let table = this.rectTables.get(record.slideId);
-    if (!table) {
-      table = new Map();
-      for (const label of record.labels) {
-        const tile = shard.tile(label);
-        if (tile) table.set(positionKey(tile), label);
-      }
-      if (this.rectTables.size >= RECT_TABLES) this.rectTables.delete(this.rectTables.keys().next().value as string);
-      this.rectTables.set(record.slideId, table);
-    }
-    return table;
-  }
-}
-
-/** x and y in one number (exact while x < 2^21, far beyond any slide). */
-function positionKey(rect: { x: number; y: number }): number {
-  return rect.x * 2 ** 32 + rect.y;
 }
 
 export type { TileHit };

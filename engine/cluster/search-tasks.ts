@@ -1,16 +1,24 @@
 /**
- * What a search thread does with a task: search its shards, or copy vectors out of them. Results
- * go back by structured clone; vectors move as one transferred Float32Array.
+ * What a search thread does with a task: search its shards, or copy vectors out of them. Tasks
+ * come in batches (SearchQueue); answers go back by structured clone.
  */
-import { Piscina } from 'piscina';
+import { TesseraError, type ErrorCode } from '../errors.js';
 import { IndexStore, mergeHits, parseFilter, type Label, type TileHit } from '../index/index.js';
 import type { ScopedSearch } from './shard-group.js';
 
-export type SearchTask =
-  | { op: 'ping'; delayMs: number }
+/** What one request asks of a search thread. */
+export type SearchJob =
   | { op: 'search'; queries: Float32Array; dimension: number; request: ScopedSearch }
   | { op: 'vectors'; shard: number; labels: Label[] }
   | { op: 'searchStored'; shard: number; label: Label; request: ScopedSearch };
+
+export type SearchTask =
+  | { op: 'ping'; delayMs: number }
+  /** Jobs in one hand-off (see SearchQueue), each with its deadline (epoch ms) or null. */
+  | { op: 'batch'; jobs: SearchJob[]; deadlines: Array<number | null> };
+
+/** One job's answer in a batch: its value, or its error (code null: not a TesseraError). */
+export type TaskOutcome = { value: unknown } | { error: { code: ErrorCode | null; message: string; transient: boolean } };
 
 export interface SearchTasks {
   run(task: SearchTask): unknown;
@@ -20,29 +28,42 @@ export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks
   const store = IndexStore.open(indexDir, { readOnly: true, shards });
   return {
     async run(task: SearchTask) {
-      switch (task.op) {
-        case 'ping':
-          // Pings linger a moment so that concurrent pings land on different threads.
-          await new Promise((resolve) => setTimeout(resolve, task.delayMs));
-          return { tiles: store.shards.reduce((sum, shard) => sum + shard.tileCount, 0) };
-        case 'search':
-          return searchAll(store, task.queries, task.dimension, task.request);
-        case 'searchStored': {
-          // A tile reference in one hand-off: its stored vector, then the search with it.
-          const vector = store.shards.find((candidate) => candidate.index === task.shard)?.vector(task.label);
-          if (!vector) return null;
-          return { vector, ...searchAll(store, vector, vector.length, task.request) };
-        }
-        case 'vectors': {
-          const shard = store.shards.find((candidate) => candidate.index === task.shard);
-          const dimension = store.info.model.dimension;
-          const vectors = new Float32Array(task.labels.length * dimension);
-          task.labels.forEach((label, i) => vectors.set(shard?.vector(label) ?? new Float32Array(dimension), i * dimension));
-          return Piscina.move(vectors);
-        }
+      if (task.op === 'ping') {
+        // Pings linger a moment so that concurrent pings land on different threads.
+        await new Promise((resolve) => setTimeout(resolve, task.delayMs));
+        return { tiles: store.shards.reduce((sum, shard) => sum + shard.tileCount, 0) };
       }
+      return task.jobs.map((job, i): TaskOutcome => {
+        const deadline = task.deadlines[i] ?? null;
+        // A task whose caller has given up is skipped: its answer would be dropped anyway.
+        if (deadline !== null && Date.now() > deadline) return { error: { code: 'SHARD_UNAVAILABLE', message: 'missed the deadline', transient: true } };
+        try {
+          return { value: answer(store, job) };
+        } catch (error) {
+          return { error: error instanceof TesseraError ? { code: error.code, message: error.message, transient: error.transient } : { code: null, message: (error as Error).message, transient: false } };
+        }
+      });
     },
   };
+}
+
+function answer(store: IndexStore, task: SearchJob): unknown {
+  switch (task.op) {
+    case 'search':
+      return searchAll(store, task.queries, task.dimension, task.request);
+    case 'searchStored': {
+      // A tile reference in one hand-off: its stored vector, then the search with it.
+      const vector = store.shards.find((candidate) => candidate.index === task.shard)?.vector(task.label);
+      return vector ? searchAll(store, vector, vector.length, task.request) : null;
+    }
+    case 'vectors': {
+      const shard = store.shards.find((candidate) => candidate.index === task.shard);
+      const dimension = store.info.model.dimension;
+      const vectors = new Float32Array(task.labels.length * dimension);
+      task.labels.forEach((label, i) => vectors.set(shard?.vector(label) ?? new Float32Array(dimension), i * dimension));
+      return vectors;
+    }
+  }
 }
 
 /** Each query's hits across the thread's shards, and the time each shard took (ms, all queries). */

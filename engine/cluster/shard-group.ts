@@ -79,7 +79,7 @@ export interface ShardGroup {
    * Optional shortcut for a group that serves every shard: the tile at exactly `rect` searched
    * with its own stored vector in one step. null when no indexed tile has that rectangle.
    */
-  searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<(GroupSearchResult & { vector: Float32Array }) | null>;
+  searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null>;
 }
 
 export function summaryOf(record: SlideRecord, shard: number): SlideSummary {

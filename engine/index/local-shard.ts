@@ -58,6 +58,8 @@ export class LocalShard {
   private readonly slides = new Map<SlideId, SlideRecord>();
   private readonly tileSlide = new Map<Label, SlideId>();
   private readonly tileMetadata = new Map<Label, Record<string, string>>();
+  /** Each live tile's level-0 position (positionKey), by label: tile references resolve without LMDB reads. */
+  private readonly tilePositions = new LabelPositions();
   private nextLabel = 0;
   private commitNumber = 0;
   private broken: Error | null = null;
@@ -124,6 +126,7 @@ export class LocalShard {
     for (const { value } of this.slideRecords.getRange()) this.slides.set(value.slideId, value);
     for (const { key, value } of this.tiles.getRange()) {
       this.tileSlide.set(key, value.slideId);
+      this.tilePositions.set(key, value);
       if (value.metadata) this.tileMetadata.set(key, value.metadata);
     }
     // Vectors written to hnsw.bin by a commit that never reached LMDB: no record names them.
@@ -159,6 +162,19 @@ export class LocalShard {
     return this.stagedRecords.get(label) ?? this.tiles.get(label);
   }
 
+  /**
+   * The label of the slide's tile whose level-0 rectangle is exactly `rect`, or undefined. Scans
+   * the slide's labels against an in-memory position table (microseconds even for 100k tiles);
+   * reading each tile record from LMDB instead cost ~3 µs a tile, milliseconds a slide.
+   */
+  tileAt(slideId: string, rect: { x: number; y: number; width: number; height: number }): Label | undefined {
+    const labels = this.slides.get(slideId as SlideId)?.labels ?? [];
+    const wanted = positionKey(rect);
+    const label = labels.find((candidate) => this.tilePositions.get(candidate) === wanted);
+    const tile = label === undefined ? undefined : this.tile(label);
+    return tile && tile.width === rect.width && tile.height === rect.height ? label : undefined;
+  }
+
   vector(label: Label): Float32Array {
     return Float32Array.from(this.hnsw.getPoint(label));
   }
@@ -192,6 +208,7 @@ export class LocalShard {
     this.forget(previous?.labels ?? []);
     tileRecords.forEach((tile, i) => {
       this.tileSlide.set(labels[i] as Label, record.slideId);
+      this.tilePositions.set(labels[i] as Label, tile);
       this.stagedRecords.set(labels[i] as Label, tile);
       if (tile.metadata) this.tileMetadata.set(labels[i] as Label, tile.metadata);
     });
@@ -384,6 +401,7 @@ export class LocalShard {
   private forget(labels: Label[]): void {
     for (const label of labels) {
       this.tileSlide.delete(label);
+      this.tilePositions.delete(label);
       this.tileMetadata.delete(label);
       this.stagedRecords.delete(label);
     }
@@ -494,4 +512,31 @@ function exactScan(query: Float32Array, labels: Label[], vectors: Float32Array, 
   scored.sort((a, b) => a.distance - b.distance);
   const best = scored.slice(0, k);
   return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
+}
+
+/** x and y in one number (exact while x < 2^21, far beyond any slide). */
+function positionKey(rect: { x: number; y: number }): number {
+  return rect.x * 2 ** 32 + rect.y;
+}
+
+/** Tile positions by label in one growable Float64Array (8 bytes a tile; NaN where no tile lives). */
+class LabelPositions {
+  private keys = new Float64Array(1024).fill(Number.NaN);
+
+  get(label: Label): number {
+    return this.keys[label] ?? Number.NaN;
+  }
+
+  set(label: Label, rect: { x: number; y: number }): void {
+    if (label >= this.keys.length) {
+      const grown = new Float64Array(Math.max(label + 1, this.keys.length * 2)).fill(Number.NaN);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    this.keys[label] = positionKey(rect);
+  }
+
+  delete(label: Label): void {
+    if (label < this.keys.length) this.keys[label] = Number.NaN;
+  }
 }
