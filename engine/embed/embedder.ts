@@ -43,6 +43,8 @@ export class Embedder {
   readonly stats: EmbedderStats = { tiles: 0, inferenceMs: 0, preprocessWaitMs: 0 };
   /** Per session, the promise of its last queued batch. */
   private readonly running: Array<Promise<unknown>>;
+  /** Per session, batches queued or running. */
+  private readonly queued: number[];
   private nextSession = 0;
 
   private constructor(
@@ -55,6 +57,7 @@ export class Embedder {
     readonly batchSize: number,
   ) {
     this.running = sessions.map(() => Promise.resolve());
+    this.queued = sessions.map(() => 0);
   }
 
   get dimension(): number {
@@ -115,13 +118,20 @@ export class Embedder {
   }
 
   /**
-   * Embeds a batch handed to `prepare`. Batches go to the sessions in turn and take their place
-   * in a session's queue now, so they run in the order this is called; the time a session sat
-   * waiting for preprocessing is recorded.
+   * Embeds a batch handed to `prepare`. A batch goes to the session with the fewest batches
+   * queued (in turn among equals: the indexer's equal batches alternate) and takes its place in
+   * that queue now, so a session runs its batches in the order this is called. Strict turns
+   * instead sent a query to a busy session while the other sat idle: the API's tail latency.
+   * The time a session sat waiting for preprocessing is recorded.
    */
   embedPrepared(prepared: Promise<PreparedBatch>): Promise<Float32Array[]> {
-    const index = this.nextSession;
-    this.nextSession = (this.nextSession + 1) % this.sessions.length;
+    let index = this.nextSession;
+    for (let step = 1; step < this.sessions.length; step++) {
+      const candidate = (this.nextSession + step) % this.sessions.length;
+      if ((this.queued[candidate] as number) < (this.queued[index] as number)) index = candidate;
+    }
+    this.nextSession = (index + 1) % this.sessions.length;
+    this.queued[index] = (this.queued[index] as number) + 1;
     // Each session runs its batches one at a time, in the order they were queued.
     const run = (this.running[index] as Promise<unknown>).then(async () => {
       const waitStarted = performance.now();
@@ -129,7 +139,7 @@ export class Embedder {
       this.stats.preprocessWaitMs += performance.now() - waitStarted;
       return this.infer(this.sessions[index] as WorkerSession, batch);
     });
-    this.running[index] = run.catch(() => undefined);
+    this.running[index] = run.catch(() => undefined).finally(() => (this.queued[index] = (this.queued[index] as number) - 1));
     return run;
   }
 
