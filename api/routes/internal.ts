@@ -55,4 +55,6 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
       return { width: image.width, height: image.height, pixels: image.data.toString('base64') };
     },
   );
+
+  app.post('/internal/v1/reload', { schema: { ...hide } }, async () => local.reload());
 }

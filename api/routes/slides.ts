@@ -140,7 +140,8 @@ export async function slideRoutes(app: FastifyInstance, services: Services): Pro
       if (services.config.role === 'router') return relay(services, request, reply, slideId);
       const [column, row] = tile.replace(/\.jpe?g$/, '').split('_').map(Number) as [number, number];
       const slide = await openScoped(services, access, slideId);
-      const key = `${slideId}\u0000${level}/${column}_${row}`;
+      // Keyed by the index generation too: a reload may bring a slide id back with another file.
+      const key = `${services.local?.generation ?? 0}\u0000${slideId}\u0000${level}/${column}_${row}`;
       let jpeg = dziTiles.get(key);
       if (!jpeg) {
         jpeg = await dziTile(slide, Number(level), column, row);

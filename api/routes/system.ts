@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { listModels } from '../../models/index.js';
 import type { KeyRing } from '../auth.js';
+import { ApiError } from '../errors.js';
 import { ErrorBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { accessOf } from './shared.js';
@@ -49,6 +50,31 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
       // Counts per dataset would say what exists outside a key's scope: scoped keys see their own totals only.
       const { slides } = await services.cluster.slides(access.datasets);
       return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0) } };
+    },
+  );
+
+  app.post(
+    '/v1/admin/reload',
+    {
+      schema: {
+        summary: 'Serve slides indexed since the server started (admin keys only)',
+        description: 'Opens the index again and swaps it in; requests already running finish on the old one. On a router, every shard node (and replica) reloads. Refused (409) when the index now has another model or shard count: restart instead.',
+        tags: ['admin'],
+        response: { 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request) => {
+      const access = accessOf(request);
+      if (!access.admin) throw new ApiError('FORBIDDEN', 'this key may not administer the server');
+      const started = performance.now();
+      if (services.local) await services.local.reload();
+      else {
+        const failed = (await services.cluster.reload()).filter((outcome) => outcome.error !== undefined);
+        if (failed.length > 0) throw new ApiError('SHARD_UNAVAILABLE', `reload failed on ${failed.map((outcome) => `${outcome.location} (shards ${outcome.shards.join(',')}): ${outcome.error}`).join('; ')}; the others reloaded`);
+      }
+      const { slides, coverage } = await services.cluster.slides(null);
+      request.log.info({ slides: slides.length, ms: Math.round(performance.now() - started) }, 'index reloaded');
+      return { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0), coverage, tookMs: Math.round(performance.now() - started) };
     },
   );
 }

@@ -120,6 +120,18 @@ export class Cluster {
     );
   }
 
+  /**
+   * Reloads every group that can (local shards, shard nodes); each group's outcome, in order.
+   * A group that fails keeps serving what it had.
+   */
+  async reload(): Promise<Array<{ location: string; shards: readonly number[]; error?: string }>> {
+    const answers = await Promise.allSettled(this.groups.map((group) => (group.reload ? group.reload() : Promise.reject(new Error('cannot reload')))));
+    return answers.map((answer, i) => {
+      const group = this.groups[i] as ShardGroup;
+      return answer.status === 'fulfilled' ? { location: group.location, shards: group.shardIds } : { location: group.location, shards: group.shardIds, error: (answer.reason as Error).message };
+    });
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.groups.map((group) => group.close()));
   }

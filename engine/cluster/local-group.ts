@@ -27,17 +27,36 @@ export interface LocalGroupOptions {
   slideRoots?: string[];
 }
 
+/** One opening of the index: records, search threads and slide files. A reload swaps in a new one. */
+interface Generation {
+  store: IndexStore;
+  pool: Piscina;
+  queue: SearchQueue;
+  slideFiles: SlideFiles;
+}
+
+/** How long a replaced generation stays open for requests that started on it (beyond any deadline). */
+const RETIRE_GRACE_MS = 5000;
+
 export class LocalShardGroup implements ShardGroup {
   readonly location = 'local';
-  private readonly queue: SearchQueue;
+  /** Counts reloads: caches of anything read through this group key on it. */
+  generation = 0;
+  /** Replaced generations still open for the requests that started on them. */
+  private readonly retired = new Set<Generation>();
 
   private constructor(
-    readonly store: IndexStore,
-    private readonly pool: Piscina,
-    threads: number,
-    readonly slideFiles: SlideFiles,
-  ) {
-    this.queue = new SearchQueue(pool, threads, `local shards ${this.shardIds.join(',')}`);
+    private readonly indexDir: string,
+    private readonly options: LocalGroupOptions,
+    private current: Generation,
+  ) {}
+
+  get store(): IndexStore {
+    return this.current.store;
+  }
+
+  get slideFiles(): SlideFiles {
+    return this.current.slideFiles;
   }
 
   get shardIds(): number[] {
@@ -49,55 +68,66 @@ export class LocalShardGroup implements ShardGroup {
    * @throws TesseraError INDEX_NOT_FOUND, INDEX_CORRUPT, MODEL_MISMATCH, INVALID_ARGUMENT
    */
   static async open(indexDir: string, options: LocalGroupOptions = {}): Promise<LocalShardGroup> {
-    const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
-    const threads = options.threads ?? availableParallelism();
-    const pool = new Piscina({
-      filename: WORKER,
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      // Queries queue here rather than in the event loop; a deep queue means the node is overloaded.
-      maxQueue: 4096,
-      workerData: { indexDir, shards: store.shards.map((shard) => shard.index) },
-    });
-    const group = new LocalShardGroup(store, pool, threads, new SlideFiles(options.slideRoots));
-    try {
-      await Promise.all(Array.from({ length: threads }, () => pool.run({ op: 'ping', delayMs: 50 } satisfies SearchTask)));
-    } catch (error) {
-      await group.close();
-      throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error });
+    return new LocalShardGroup(indexDir, options, await openGeneration(indexDir, options));
+  }
+
+  /**
+   * Opens the index again (slides indexed since are then served) and swaps it in; requests
+   * already running finish on the old opening, which closes a few seconds later. Both are in
+   * memory meanwhile. Refused, with the old index still served, when the model or shard count
+   * changed.
+   * @throws TesseraError MODEL_MISMATCH, INVALID_ARGUMENT, INDEX_CORRUPT, INDEX_NOT_FOUND
+   */
+  async reload(): Promise<GroupHealth> {
+    const next = await openGeneration(this.indexDir, { ...this.options, shards: this.options.shards ?? this.shardIds });
+    const before = this.store.info;
+    const after = next.store.info;
+    if (after.model.id !== before.model.id || after.model.version !== before.model.version || after.model.dimension !== before.model.dimension || after.shards !== before.shards) {
+      await closeGeneration(next);
+      throw new TesseraError('MODEL_MISMATCH', `${this.indexDir} now holds an index of ${after.shards} shards built with ${after.model.id} ${after.model.version}; this server serves ${before.shards} shards of ${before.model.id} ${before.model.version}: restart it instead`);
     }
-    return group;
+    const previous = this.current;
+    this.current = next;
+    this.generation++;
+    this.retired.add(previous);
+    setTimeout(() => {
+      if (this.retired.delete(previous)) void closeGeneration(previous).catch(() => undefined);
+    }, RETIRE_GRACE_MS).unref();
+    return this.health();
   }
 
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
-    const dimension = this.store.info.model.dimension;
+    const { store, queue } = this.current;
+    const dimension = store.info.model.dimension;
     if (queries.length === 0) return { hits: [], shardMs: {} };
     const flat = new Float32Array(queries.length * dimension);
     queries.forEach((query, i) => flat.set(query, i * dimension));
-    return this.queue.run<GroupSearchResult>({ op: 'search', queries: flat, dimension, request }, deadline);
+    return queue.run<GroupSearchResult>({ op: 'search', queries: flat, dimension, request }, deadline);
   }
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
-    const found = this.record(slideId, datasets);
+    const generation = this.current;
+    const found = recordIn(generation.store, slideId, datasets);
     if (!found) return null;
     const { shard, record } = found;
     let labels: Label[];
     if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
     else {
-      const tile = this.labelAt(slideId, selection.rect, datasets);
-      if (!tile) return null;
-      labels = [tile.label];
+      const label = shard.tileAt(slideId, selection.rect);
+      if (label === undefined) return null;
+      labels = [label];
     }
-    const dimension = this.store.info.model.dimension;
-    const flat = await this.queue.run<Float32Array>({ op: 'vectors', shard: shard.index, labels });
+    const dimension = generation.store.info.model.dimension;
+    const flat = await generation.queue.run<Float32Array>({ op: 'vectors', shard: shard.index, labels });
     return labels.map((_, i) => flat.slice(i * dimension, (i + 1) * dimension));
   }
 
   async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {
-    const label = this.labelAt(slideId, rect, request.datasets ?? null);
-    if (label === null) return null;
-    return this.queue.run<GroupSearchResult | null>({ op: 'searchStored', shard: label.shard, label: label.label, request });
+    const { store, queue } = this.current;
+    const found = recordIn(store, slideId, request.datasets ?? null);
+    const label = found?.shard.tileAt(slideId, rect);
+    if (!found || label === undefined) return null;
+    return queue.run<GroupSearchResult | null>({ op: 'searchStored', shard: found.shard.index, label, request });
   }
 
   async slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
@@ -107,7 +137,7 @@ export class LocalShardGroup implements ShardGroup {
 
   async slides(datasets: string[] | null): Promise<SlideSummary[]> {
     const scope = datasets && new Set(datasets);
-    return this.store.shards.flatMap((shard) =>
+    return this.current.store.shards.flatMap((shard) =>
       shard
         .slideIds()
         .map((id) => shard.slide(id) as SlideRecord)
@@ -117,22 +147,19 @@ export class LocalShardGroup implements ShardGroup {
   }
 
   async readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {
-    const found = this.record(slideId, datasets);
+    const { store, slideFiles } = this.current;
+    const found = recordIn(store, slideId, datasets);
     if (!found) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${slideId}" is not in this index`);
-    const slide = await this.slideFiles.get(slideId, found.record.path);
+    const slide = await slideFiles.get(slideId, found.record.path);
     const tile = { baseX: rect.x, baseY: rect.y, baseWidth: rect.width, baseHeight: rect.height, tissue: 1 };
-    const spec = this.store.info.tile;
+    const spec = store.info.tile;
     const sizePx = Math.max(1, Math.round((rect.width * found.record.mpp[0]) / spec.mpp));
     return readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
   }
 
   /** The record and shard of a slide in scope, for the API's image routes. */
   record(slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {
-    const shard = this.store.shardFor(slideId);
-    const record = shard?.slide(slideId);
-    if (!shard || !record) return undefined;
-    if (datasets && !datasets.includes(datasetOf(record.metadata))) return undefined;
-    return { shard, record };
+    return recordIn(this.current.store, slideId, datasets);
   }
 
   async health(): Promise<GroupHealth> {
@@ -146,20 +173,47 @@ export class LocalShardGroup implements ShardGroup {
   }
 
   async close(): Promise<void> {
-    // Waiting searches are failed; running ones finish first: a thread terminated inside
-    // hnswlib's searchKnn aborts the whole process instead of exiting.
-    await this.queue.close();
-    await this.pool.destroy();
-    await this.slideFiles.close();
-    await this.store.close();
+    const open = [this.current, ...this.retired];
+    this.retired.clear();
+    await Promise.all(open.map(closeGeneration));
   }
+}
 
-  /** The label of the indexed tile at exactly `rect` of a slide in scope, or null. */
-  private labelAt(slideId: string, rect: BaseRect, datasets: string[] | null): { shard: number; label: Label } | null {
-    const found = this.record(slideId, datasets);
-    const label = found?.shard.tileAt(slideId, rect);
-    return found && label !== undefined ? { shard: found.shard.index, label } : null;
+function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {
+  const shard = store.shardFor(slideId);
+  const record = shard?.slide(slideId);
+  if (!shard || !record) return undefined;
+  if (datasets && !datasets.includes(datasetOf(record.metadata))) return undefined;
+  return { shard, record };
+}
+
+async function openGeneration(indexDir: string, options: LocalGroupOptions): Promise<Generation> {
+  const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
+  const threads = options.threads ?? availableParallelism();
+  const pool = new Piscina({
+    filename: WORKER,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData: { indexDir, shards: store.shards.map((shard) => shard.index) },
+  });
+  const generation: Generation = { store, pool, queue: new SearchQueue(pool, threads, `local shards ${store.shards.map((shard) => shard.index).join(',')}`), slideFiles: new SlideFiles(options.slideRoots) };
+  try {
+    await Promise.all(Array.from({ length: threads }, () => pool.run({ op: 'ping', delayMs: 50 } satisfies SearchTask)));
+  } catch (error) {
+    await closeGeneration(generation);
+    throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error });
   }
+  return generation;
+}
+
+async function closeGeneration(generation: Generation): Promise<void> {
+  // Waiting searches are failed; running ones finish first: a thread terminated inside hnswlib's
+  // searchKnn aborts the whole process instead of exiting.
+  await generation.queue.close();
+  await generation.pool.destroy();
+  await generation.slideFiles.close();
+  await generation.store.close();
 }
 
 export type { TileHit };

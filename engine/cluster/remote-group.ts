@@ -82,6 +82,12 @@ export class RemoteShardGroup implements ShardGroup {
     return { ...(await call<GroupHealth>(this.urls, '/health', undefined, Date.now() + (this.options.timeoutMs ?? 2000), this.options.clusterToken)), location: this.location };
   }
 
+  /** Reloads the node and each of its replicas (a reload of 1M tiles takes tens of seconds). */
+  async reload(): Promise<GroupHealth> {
+    const answers = await Promise.all(this.urls.map((url) => call<GroupHealth>([url], '/internal/v1/reload', {}, Date.now() + RELOAD_TIMEOUT_MS, this.options.clusterToken)));
+    return { ...(answers[0] as GroupHealth), location: this.location };
+  }
+
   async close(): Promise<void> {}
 
   private post<T>(path: string, body: unknown, deadline?: number): Promise<T> {
@@ -150,6 +156,8 @@ function request<T>(url: string, body: unknown, timeoutMs: number, token: string
     outgoing.end(data);
   });
 }
+
+const RELOAD_TIMEOUT_MS = 120_000;
 
 function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);

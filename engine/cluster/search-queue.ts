@@ -17,6 +17,8 @@ import type { SearchJob, SearchTask, TaskOutcome } from './search-tasks.js';
  * search at 1M tiles), so this bounds the added latency; 8 already gets the throughput of 32 here.
  */
 const BATCH_LIMIT = 8;
+/** Jobs waiting at most; past this the node is overloaded and says so (503) rather than queue without end. */
+const WAITING_LIMIT = 4096;
 
 interface Job {
   task: SearchJob;
@@ -46,6 +48,7 @@ export class SearchQueue {
    */
   run<T>(task: SearchJob, deadline?: number): Promise<T> {
     if (this.closed) return Promise.reject(new TesseraError('SHARD_UNAVAILABLE', `${this.describe} are closing`, { transient: true }));
+    if (this.waiting.length >= WAITING_LIMIT) return Promise.reject(new TesseraError('SHARD_UNAVAILABLE', `${this.describe} are overloaded: ${WAITING_LIMIT} searches waiting`, { transient: true }));
     return new Promise<T>((resolve, reject) => {
       const job: Job = { task, deadline, resolve: resolve as (value: unknown) => void, reject, settled: false, timer: undefined };
       if (deadline !== undefined) {

@@ -79,6 +79,8 @@ export interface ShardGroup {
    * Optional shortcut for a group that serves every shard: the tile at exactly `rect` searched
    * with its own stored vector in one step. null when no indexed tile has that rectangle.
    */
+  /** Opens the index again so that slides indexed since are served (see LocalShardGroup.reload). */
+  reload?(): Promise<GroupHealth>;
   searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null>;
 }
 
