@@ -2,7 +2,7 @@
  * LocalShardGroup: shards of an index on this machine. Records and metadata live on the calling
  * thread (opened without their graphs); searches run on a pool of worker threads that each hold
  * the shards with their graphs, so a slow search never blocks the event loop and every core
- * searches.
+ * searches. All of it is one "generation" of the index: a reload opens the next and swaps it in.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';

@@ -35,7 +35,7 @@ export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks
       }
       return task.jobs.map((job, i): TaskOutcome => {
         const deadline = task.deadlines[i] ?? null;
-        // A task whose caller has given up is skipped: its answer would be dropped anyway.
+        // A job whose caller has given up is skipped: its answer would be dropped anyway.
         if (deadline !== null && Date.now() > deadline) return { error: { code: 'SHARD_UNAVAILABLE', message: 'missed the deadline', transient: true } };
         try {
           return { value: answer(store, job) };
