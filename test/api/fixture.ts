@@ -35,6 +35,12 @@ export async function buildApiFixture(): Promise<ApiFixture> {
   const index = join(scratch, 'index');
   const result = await runTessera(['index', '--slides', slides, '--metadata', csv, '--out', index, '--shards', '2', '--device', 'cpu', '--min-tissue', '0.3'], { TESSERA_HOME: join(scratch, 'home') });
   if (result.code !== 0) throw new Error(`indexing the API fixture failed: ${result.stderr}`);
+  const config = writeKeysConfig(scratch);
+  return { scratch, slides, index, config };
+}
+
+/** The keys file of the API tests in `scratch`: KEYS.all (admin, every dataset), stritt (its dataset only), limited (5 a minute). */
+export function writeKeysConfig(scratch: string): string {
   const config = join(scratch, 'config.json');
   writeFileSync(
     config,
@@ -46,7 +52,7 @@ export async function buildApiFixture(): Promise<ApiFixture> {
       ],
     }),
   );
-  return { scratch, slides, index, config };
+  return config;
 }
 
 /** Starts a real server on 127.0.0.1 (a free port unless given). */

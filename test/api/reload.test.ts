@@ -1,16 +1,16 @@
 /**
  * POST /v1/admin/reload: slides indexed while a server runs become searchable without a restart,
  * on an all-in-one server and through a router (which reloads its shard nodes); only admin keys
- * may ask, and a reload that would change the model is refused with the old index still served.
+ * (KEYS.all) may ask, and a reload that would change the model is refused with the old index still served.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashKey, type RunningServer } from '../../api/index.js';
+import type { RunningServer } from '../../api/index.js';
 import { runTessera } from '../run-cli.js';
 import { SHARED_MISSING, hasSharedData, slidePath } from '../shared-data.js';
-import { KEYS, client, serve, type ApiFixture } from './fixture.js';
+import { KEYS, client, serve, writeKeysConfig, type ApiFixture } from './fixture.js';
 
 describe.skipIf(!hasSharedData)(`index reload ${hasSharedData ? '' : SHARED_MISSING}`, () => {
   let fixture: ApiFixture;
@@ -29,17 +29,7 @@ describe.skipIf(!hasSharedData)(`index reload ${hasSharedData ? '' : SHARED_MISS
     mkdirSync(slides);
     copyFileSync(slidePath('derived/cmu1-crop1024-pyramid.ome.tif'), join(slides, 'first.ome.tif'));
     copyFileSync(slidePath('derived/cmu1-crop1024-pyramid.ome.tif'), join(slides, 'second.ome.tif'));
-    const config = join(scratch, 'config.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        keys: [
-          { id: 'all', sha256: hashKey(KEYS.all), datasets: ['*'], admin: true },
-          { id: 'stritt', sha256: hashKey(KEYS.stritt), datasets: ['*'], admin: false },
-        ],
-      }),
-    );
-    fixture = { scratch, slides, index: join(scratch, 'index'), config };
+    fixture = { scratch, slides, index: join(scratch, 'index'), config: writeKeysConfig(scratch) };
     await index('first.ome.tif', 'A,first.ome.tif,demo');
   }, 180_000);
 
