@@ -2,10 +2,10 @@
  * The `tessera` command line. Each command parses its flags into typed options once, calls the
  * engine, and turns a TesseraError into one line on stderr and a non-zero exit code.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -37,8 +37,9 @@ Commands:
                                      tiles with another label, as NDJSON in input order
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   delete --index INDEX --slide ID    remove a slide and its tiles
-  embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
-                                     print one JSON line per image with its embedding
+  embed (IMAGE|FOLDER)... [--list FILE] [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
+                                     print one JSON line per image with its embedding, as they
+                                     are embedded (any number of images)
   models list [--json]               list installed models
   models add FILE.onnx (--preset NAME [--id ID] [--version V] | --manifest FILE.json)
                                      validate an ONNX tile encoder and install it
@@ -230,34 +231,99 @@ async function embed(args: string[]): Promise<void> {
     model: { type: 'string' },
     device: { type: 'string' },
     batch: { type: 'string' },
+    list: { type: 'string' },
     'models-dir': { type: 'string' },
   });
-  if (positionals.length === 0) throw new UsageError('expected at least one image');
+  const paths = imagePaths(positionals, values.list);
+  if (paths.length === 0) throw new UsageError('expected at least one image (IMAGE…, a folder of images or --list FILE)');
   const batchSize = numberFlag(values.batch, 'batch', 32);
   const model = resolveModel(values.model, modelsDir(values['models-dir']));
-  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), batchSize, preprocessThreads: 0 });
+  // One batch is preprocessed on this thread; more go to worker threads, ahead of the model.
+  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), batchSize, ...(paths.length <= batchSize ? { preprocessThreads: 0 } : {}) });
   if (embedder.provider === 'cuda') process.stderr.write('tessera embed: using CUDA\n');
   else if (embedder.fallbackReason && values.device === 'auto') process.stderr.write(`tessera embed: using CPU: ${embedder.fallbackReason}\n`);
+  let failed = 0;
   try {
-    // Images are read in chunks of one batch, so a long list never sits in memory at once.
-    for (let start = 0; start < positionals.length; start += batchSize) {
-      const paths = positionals.slice(start, start + batchSize);
-      const images = [];
-      for (const path of paths) {
-        const slide = await openSlide(path);
-        try {
-          images.push(await slide.readRegion(0, 0, 0, slide.width, slide.height));
-        } finally {
-          slide.close();
-        }
-      }
-      const vectors = await embedder.embed(images);
-      const lines = vectors.map((vector, index) => JSON.stringify({ image: paths[index], model: model.manifest.id, dimension: vector.length, embedding: Array.from(vector, (v) => Number(v.toFixed(6))) }));
+    // Batches are read and embedded ahead of the one being printed (as many as the embedder runs
+    // at once, plus one), so lines stream out while at most that many batches sit in memory.
+    const pending: Array<Promise<{ lines: string[]; failed: number }>> = [];
+    let next = 0;
+    const startBatch = (): void => {
+      const chunk = paths.slice(next, next + batchSize);
+      next += chunk.length;
+      pending.push(embedChunk(chunk, embedder, model.manifest.id));
+    };
+    while (next < paths.length || pending.length > 0) {
+      while (next < paths.length && pending.length <= embedder.parallelism) startBatch();
+      const { lines, failed: unreadable } = await (pending.shift() as Promise<{ lines: string[]; failed: number }>);
+      failed += unreadable;
       process.stdout.write(`${lines.join('\n')}\n`);
     }
   } finally {
     await embedder.close();
   }
+  if (failed > 0) throw new TesseraError('SLIDE_CORRUPT', `${failed} of ${paths.length} images could not be read (their lines carry the error)`);
+}
+
+/** Reads and embeds one chunk of images: a JSON line each, an error line for an image that cannot be read. */
+async function embedChunk(paths: string[], embedder: Embedder, modelId: string): Promise<{ lines: string[]; failed: number }> {
+  const read = await Promise.all(
+    paths.map(async (path) => {
+      try {
+        return await wholeImage(path);
+      } catch (error) {
+        if (!isTesseraError(error)) throw error;
+        return error;
+      }
+    }),
+  );
+  const images = read.filter((image): image is RgbImage => !isTesseraError(image));
+  const vectors = images.length > 0 ? await embedder.embed(images) : [];
+  let at = 0;
+  const lines = read.map((image, index) => {
+    if (isTesseraError(image)) return JSON.stringify({ image: paths[index], error: image.code, message: image.message });
+    const vector = vectors[at++] as Float32Array;
+    return JSON.stringify({ image: paths[index], model: modelId, dimension: vector.length, embedding: Array.from(vector, (v) => Number(v.toFixed(6))) });
+  });
+  return { lines, failed: read.length - images.length };
+}
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
+
+/**
+ * The images `embed` is given: files as named, the image files under a folder (recursively, in
+ * name order), and the lines of a list file (relative paths from the list's folder).
+ */
+function imagePaths(positionals: string[], list: string | undefined): string[] {
+  const paths: string[] = [];
+  const add = (path: string): void => {
+    let isFolder = false;
+    try {
+      isFolder = statSync(path).isDirectory();
+    } catch {
+      // A missing file gets its own error line when it is read.
+    }
+    if (!isFolder) {
+      paths.push(path);
+      return;
+    }
+    for (const entry of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) add(child);
+      else if (entry.isFile() && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) paths.push(child);
+    }
+  };
+  for (const positional of positionals) add(positional);
+  if (list !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(list, 'utf8');
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read the list ${list}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    }
+    for (const line of text.split('\n').map((entry) => entry.trim()).filter((entry) => entry && !entry.startsWith('#'))) add(isAbsolute(line) ? line : resolve(dirname(list), line));
+  }
+  return paths;
 }
 
 async function models(args: string[]): Promise<void> {
