@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
 import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
-import { runIndex } from './pipeline.js';
+import { dryRun, runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
@@ -25,6 +25,7 @@ Commands:
 
   index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
+        [--read-threads N] [--dry-run]
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
@@ -404,13 +405,17 @@ async function index(args: string[]): Promise<void> {
     size: { type: 'string' },
     'min-tissue': { type: 'string' },
     'models-dir': { type: 'string' },
+    'read-threads': { type: 'string' },
+    'dry-run': { type: 'boolean' },
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
   if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
-  // Indexing decodes JPEG 2000 / JPEG-LS tiles on every core while the model runs.
-  configureDecoding({ decodeThreads: availableParallelism() });
+  const readThreads = numberFlag(values['read-threads'], 'read-threads', availableParallelism());
+  if (!Number.isInteger(readThreads) || readThreads < 1 || readThreads > 256) throw new UsageError(`--read-threads must be an integer from 1 to 256, got '${values['read-threads']}'`);
+  // Indexing decodes JPEG 2000 / JPEG-LS tiles on these threads while the model runs.
+  configureDecoding({ decodeThreads: readThreads });
   const partition = parsePartition(values.partition);
-  const report = await runIndex({
+  const options = {
     ...(values.slides ? { slides: values.slides } : {}),
     ...(values.metadata ? { metadata: values.metadata } : {}),
     ...(values.tiles ? { tiles: values.tiles } : {}),
@@ -425,7 +430,21 @@ async function index(args: string[]): Promise<void> {
     minTissue: numberFlag(values['min-tissue'], 'min-tissue', values.tiles ? 0 : 0.5),
     logger: logger(),
     interactive: process.stderr.isTTY === true,
-  });
+    readThreads,
+  };
+  if (values['dry-run']) {
+    const plan = await dryRun(options);
+    const hours = plan.projectedSeconds / 3600;
+    process.stdout.write(
+      `dry run: ${plan.slides.toIndex} slides to index (${plan.tiles} tiles), ${plan.slides.skipped} already indexed, ${plan.slides.failed} failed` +
+        `${plan.slides.otherPartitions ? `, ${plan.slides.otherPartitions} belong to other partitions` : ''}\n` +
+        `projected: ${(plan.projectedBytes / 2 ** 30).toFixed(2)} GiB of index; ${hours >= 1 ? `${hours.toFixed(1)} h` : `${(plan.projectedSeconds / 60).toFixed(1)} min`} at ${plan.modelTilesPerSecond.toFixed(1)} tiles/s (model alone, ${plan.provider}, measured now; reading can only lower it)\n` +
+        `planned in ${plan.seconds.toFixed(1)} s; nothing was embedded or written\n`,
+    );
+    for (const failure of plan.failures) process.stdout.write(`  failed: ${failure.slideId}: ${failure.reason} [${failure.code}]\n`);
+    return;
+  }
+  const report = await runIndex(options);
   const { slides, tiles, seconds, tilesPerSecond, failures } = report;
   process.stdout.write(
     `indexed ${slides.indexed} slides (${tiles} tiles), skipped ${slides.skipped} unchanged, failed ${slides.failed}` +
