@@ -391,7 +391,9 @@ function writeReport(indexDir: string, report: RunReport): void {
   try {
     const dir = join(indexDir, 'reports');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `run-${report.startedAt.replaceAll(':', '-')}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    // Array tasks start at the same moment: the partition keeps their reports apart.
+    const partition = report.partition === 'all' ? '' : `-part-${report.partition.replace('/', '-of-')}`;
+    writeFileSync(join(dir, `run-${report.startedAt.replaceAll(':', '-')}${partition}.json`), `${JSON.stringify(report, null, 2)}\n`);
   } catch {
     // A report that cannot be written must not hide the run's own outcome.
   }
