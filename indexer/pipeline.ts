@@ -18,6 +18,7 @@ import {
   createOrCheckIndex,
   embedTiles,
   isTesseraError,
+  mosaicOf,
   openSlide,
   readGridTile,
   readIndexInfo,
@@ -44,6 +45,12 @@ const SMALL_SHARD_TILES = 200_000;
 const COMMIT_TILES = 50_000;
 /** …or this many seconds, whichever comes first. */
 const COMMIT_SECONDS = 60;
+/** Tile images (one tile each) commit in groups of this many tiles… */
+const LIBRARY_COMMIT_TILES = 2048;
+/** …or after this many seconds. */
+const LIBRARY_COMMIT_SECONDS = 10;
+/** Slides with more tiles than this cluster their mosaic on a worker thread. */
+const MOSAIC_ON_WORKER_TILES = 256;
 
 export interface IndexRunOptions {
   slides?: string;
@@ -158,12 +165,19 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     const dimension = model.manifest.dimension;
     const packed = new Float32Array(tiles.length * dimension);
     tiles.forEach((tile, i) => packed.set(tile.vector, i * dimension));
-    const mosaic = tiles.length > 0 ? ((await mosaics.run({ vectors: packed, dimension }, { transferList: [packed.buffer] })) as number[]) : [];
+    // A few hundred tiles cluster in milliseconds: only larger slides are worth the hand-off.
+    const mosaic = tiles.length > MOSAIC_ON_WORKER_TILES ? ((await mosaics.run({ vectors: packed, dimension }, { transferList: [packed.buffer] })) as number[]) : mosaicOf(tiles.map((tile) => tile.vector));
     const { item } = job;
     shard.putSlide({ slideId: asSlideId(job.slideId), path: item.path, metadata: item.metadata, fingerprint: job.fingerprint as Fingerprint, mppSupplied: job.mppSupplied, mpp: job.mpp, width: job.width, height: job.height, indexedAt: new Date().toISOString() }, tiles, mosaic, { defer: true });
     // Commit per slide while shards are small; once rewriting the graph file costs more
-    // than a few seconds, commit every COMMIT_TILES tiles or COMMIT_SECONDS instead.
-    if (shard.tileCount < SMALL_SHARD_TILES || shard.pendingTiles >= COMMIT_TILES || Date.now() - (lastFlush.get(shard.index) ?? 0) > COMMIT_SECONDS * 1000) {
+    // than a few seconds, commit every COMMIT_TILES tiles or COMMIT_SECONDS instead. A tile
+    // library's items are one tile each: a commit per image rewrote the graph file once per tile
+    // (1,890 LC25000 tiles: 30 tiles/s), so they commit every LIBRARY_COMMIT_TILES or seconds.
+    const sinceFlushMs = Date.now() - (lastFlush.get(shard.index) ?? 0);
+    const due = options.tiles
+      ? shard.pendingTiles >= LIBRARY_COMMIT_TILES || sinceFlushMs > LIBRARY_COMMIT_SECONDS * 1000
+      : shard.tileCount < SMALL_SHARD_TILES || shard.pendingTiles >= COMMIT_TILES || sinceFlushMs > COMMIT_SECONDS * 1000;
+    if (due) {
       shard.flush();
       lastFlush.set(shard.index, Date.now());
     }
