@@ -155,7 +155,8 @@ if (SECTIONS.has('indexing')) {
     console.log(`    stages: inference ${(report.stages.embedInferenceMs / 1000).toFixed(1)} s summed over ${probe.parallelism} sessions, sessions waiting for tiles ${(report.stages.embedWaitMs / 1000).toFixed(1)} s`);
     return { ...report, failures: report.failures.map((failure) => failure.code), modelOnlyTilesPerSecond: reference, modelOnlyBefore: before, modelOnlyAfter: after, shareOfModelOnly: report.tilesPerSecond / reference, peakRssMiB: rss };
   };
-  const slides = await endToEnd('slides', { metadata: csv });
+  const parts = new Set((process.env.BENCH_INDEXING ?? 'slides,tiles,reading').split(','));
+  const slides = parts.has('slides') ? await endToEnd('slides', { metadata: csv }) : { modelOnlyTilesPerSecond: await modelOnly(5) };
   if (!existsSync(synthetic)) console.log('    (without the 40 960² synthetic slide: BENCH_SYNTHETIC=0)');
   let tilesFolder = join(TILES, 'lc25000-lung-dev');
   if (tileLimit > 0) {
@@ -166,20 +167,25 @@ if (SECTIONS.has('indexing')) {
     readdirSync(tilesFolder, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.jpeg')).sort().slice(0, tileLimit).forEach((name, i) => symlinkSync(join(tilesFolder, name), join(subset, `${i}-${name.replaceAll('/', '_')}`)));
     tilesFolder = subset;
   }
-  const tiles = await endToEnd('tiles', { tiles: tilesFolder });
+  const tiles = parts.has('tiles') ? await endToEnd('tiles', { tiles: tilesFolder }) : undefined;
   await probe.close();
 
-  // Reading alone, one core: each tile read (fresh tile cache) and preprocessed on this thread.
+  // Reading alone, one core: each tile read (fresh tile cache, one decoding thread) and
+  // preprocessed on this thread, one at a time, so one core is busy at any moment.
   console.log('  reading alone (decode + resize + normalize, one tile at a time on one core), per format:');
+  configureDecoding({ decodeThreads: 1 });
   const preprocess = new PreprocessPool(0);
   const reading: Record<string, number> = {};
-  for (const [format, file] of [['SVS JPEG', 'CMU-1-Small-Region.svs'], ['SVS JPEG 2000', 'tcga-cr-7395-01a-01-ts1.svs'], ['NDPI', 'ndpi/test3-DAPI-2-387.ndpi'], ['pyramidal TIFF JPEG', 'derived/cmu1-small-pyramid-jpeg.tif'], ['OME-TIFF', 'derived/cmu1-crop1024-pyramid.ome.tif'], ['DICOM', 'tcga-small-dicom.dcm']] as const) {
+  const formats: Array<[string, string]> = [['SVS JPEG', 'CMU-1-Small-Region.svs'], ['SVS JPEG 2000', 'tcga-cr-7395-01a-01-ts1.svs'], ['NDPI', 'ndpi/test3-DAPI-2-387.ndpi'], ['pyramidal TIFF JPEG', 'derived/cmu1-small-pyramid-jpeg.tif'], ['OME-TIFF', 'derived/cmu1-crop1024-pyramid.ome.tif'], ['DICOM', 'tcga-small-dicom.dcm']];
+  if (existsSync(synthetic)) formats.push(['TIFF JPEG 40 960²', synthetic]);
+  for (const [format, file] of formats) {
+    if (!parts.has('reading')) break;
     tileCache.setMaxBytes(0);
     tileCache.setMaxBytes(DEFAULT_TILE_CACHE_BYTES);
-    const slide = await openSlide(join(SLIDES, file));
+    const slide = await openSlide(file.startsWith('/') ? file : join(SLIDES, file));
     try {
       const mpp = slideMppOf(slide, file, file.startsWith('tcga') ? [0.25, 0.25] : undefined);
-      const grid = (await tileGrid(slide, file, { ...DEFAULT_TILE_SPEC, minTissue: 0.5, slideMpp: mpp })).slice(0, 300);
+      const grid = (await tileGrid(slide, file, { ...DEFAULT_TILE_SPEC, minTissue: 0.5, slideMpp: mpp })).slice(0, 500);
       const started = performance.now();
       for (const tile of grid) await preprocess.batch([await readGridTile(slide, tile, DEFAULT_TILE_SPEC, { resize: false })], model.manifest);
       reading[format] = grid.length / ((performance.now() - started) / 1000);
