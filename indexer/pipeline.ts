@@ -49,6 +49,8 @@ const COMMIT_SECONDS = 60;
 const LIBRARY_COMMIT_TILES = 2048;
 /** …or after this many seconds. */
 const LIBRARY_COMMIT_SECONDS = 10;
+/** Slides (or tile images) embedded and waiting to be written before the stream pauses for writing. */
+const MAX_WAITING_WRITES = 256;
 /** Slides with more tiles than this cluster their mosaic on a worker thread. */
 const MOSAIC_ON_WORKER_TILES = 256;
 
@@ -138,10 +140,13 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   // while reading and inference go on (k-means runs on a worker; graph inserts and the commit
   // are the only writing left on this thread).
   let writing: Promise<void> = Promise.resolve();
+  let waitingWrites = 0;
   let writeError: unknown;
   const finish = (job: PlannedJob): void => {
     job.slide?.close();
+    waitingWrites++;
     writing = writing.then(async () => {
+      waitingWrites--;
       if (writeError) return;
       try {
         if (job.outcome === 'skipped') report.slides.skipped++;
@@ -201,6 +206,9 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
         if (--job.remaining === 0) done(job);
       }
       options.logger.debug({ tiles: batch.length, slidesInBatch, slidesInFlight: inStream.size }, 'batch embedded');
+      // Slides waiting to be written hold their vectors: when writing falls behind, the stream
+      // waits for it rather than letting them pile up.
+      if (waitingWrites > MAX_WAITING_WRITES) await writing;
       if (writeError) throw writeError;
     }
     await writing;
