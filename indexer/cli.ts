@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -36,6 +36,7 @@ Commands:
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
+  upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
   embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
                                      print one JSON line per image with its embedding
@@ -83,7 +84,7 @@ export async function checkInvocation(argv: string[]): Promise<string | null> {
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -96,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tessera: unknown command '${name}'\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
+  installCrashStep(process.env.TESSERA_CRASH_AT);
   try {
     await command(args);
     return EXIT_OK;
@@ -111,6 +113,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tessera ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return EXIT_FAILED;
   }
+}
+
+/**
+ * Fault-injection tests set TESSERA_CRASH_AT=step[:skip] to make a writer die with SIGKILL at a
+ * named step of the write protocols (engine/index/write-steps.ts). Read once, here.
+ */
+function installCrashStep(setting: string | undefined): void {
+  if (!setting) return;
+  const [step = '', skip = '0'] = setting.split(':');
+  if (isWriteStep(step)) crashAtStep(step, Number(skip) || 0);
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
@@ -497,11 +509,16 @@ async function verify(args: string[]): Promise<void> {
   const { values } = parse(args, { index: { type: 'string' } });
   if (!values.index) throw new UsageError('--index INDEX is required');
   const info = readIndexInfo(values.index);
-  const store = IndexStore.open(values.index, { readOnly: true });
+  const store = IndexStore.open(values.index, { readOnly: true, graph: false });
   try {
     const problems = store.shards.flatMap((shard) => shard.verify());
     const missing = info.shards - store.shards.length;
-    for (const shard of store.shards) process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles\n`);
+    for (const shard of store.shards) {
+      const { tail } = shard;
+      process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles; ${shard.segments.length} segments, ${shard.tombstoneCount} tombstones, tail of ${tail.endLabel - tail.firstLabel} labels\n`);
+      const orphans = shard.orphanFiles();
+      if (orphans.length > 0) process.stdout.write(`note: shard ${shard.index} has ${orphans.length} file(s) no commit lists, left by an interrupted segment build; the next writer removes them\n`);
+    }
     if (missing > 0) process.stdout.write(`${missing} of ${info.shards} shards are not on this machine (built by other partitions?)\n`);
     if (problems.length > 0) {
       for (const problem of problems) process.stdout.write(`problem: ${problem}\n`);
@@ -511,6 +528,16 @@ async function verify(args: string[]): Promise<void> {
   } finally {
     await store.close();
   }
+}
+
+async function upgrade(args: string[]): Promise<void> {
+  const { values } = parse(args, { index: { type: 'string' } });
+  if (!values.index) throw new UsageError('--index INDEX is required');
+  const report = await upgradeIndex(values.index, shardDir);
+  for (const shard of report.shards) {
+    process.stdout.write(shard.alreadyCurrent ? `shard ${shard.shard}: already current\n` : `shard ${shard.shard}: ${shard.tiles} tiles, ${shard.tombstones} tombstones, graph kept as its first segment (${shard.segmentBytes} bytes)\n`);
+  }
+  process.stdout.write(`ok: ${values.index} is in the current format (was format ${report.from})\n`);
 }
 
 async function deleteSlide(args: string[]): Promise<void> {

@@ -30,13 +30,6 @@ import {
 import { discoverSlides, discoverTiles, type SlideItem, type TileItem } from './discover.js';
 import { Progress } from './progress.js';
 
-/** Below this many tiles a shard commits after every slide. */
-const SMALL_SHARD_TILES = 200_000;
-/** Above it, commit after this many new tiles… */
-const COMMIT_TILES = 50_000;
-/** …or this many seconds, whichever comes first. */
-const COMMIT_SECONDS = 60;
-
 export interface IndexRunOptions {
   slides?: string;
   metadata?: string;
@@ -104,7 +97,6 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     stages: { embedInferenceMs: 0, embedWaitMs: 0 },
     failures: [],
   };
-  const lastFlush = new Map<number, number>();
   try {
     for (const [ordinal, item] of mine.entries()) {
       const started = performance.now();
@@ -122,13 +114,9 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
         } else {
           const embedded = 'slideId' in item ? await embedSlide(item, embedder, options) : await embedTileImage(item, embedder);
           const mosaic = mosaicOf(embedded.tiles.map((tile) => tile.vector));
-          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles, mosaic, { defer: true });
-          // Commit per slide while shards are small; once rewriting the graph file costs more
-          // than a few seconds, commit every COMMIT_TILES tiles or COMMIT_SECONDS instead.
-          if (shard.tileCount < SMALL_SHARD_TILES || shard.pendingTiles >= COMMIT_TILES || Date.now() - (lastFlush.get(shard.index) ?? 0) > COMMIT_SECONDS * 1000) {
-            shard.flush();
-            lastFlush.set(shard.index, Date.now());
-          }
+          // One commit per slide: it writes the slide's records and vectors, not the shard, so it
+          // costs the same at any shard size; segment builds run on a builder thread meanwhile.
+          shard.putSlide({ slideId: asSlideId(slideId), path: item.path, metadata: item.metadata, fingerprint, mppSupplied: embedded.mppSupplied, mpp: embedded.mpp, width: embedded.width, height: embedded.height, indexedAt: new Date().toISOString() }, embedded.tiles, mosaic);
           tiles = embedded.tiles.length;
           report.slides.indexed++;
           report.tiles += tiles;

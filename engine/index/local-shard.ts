@@ -26,7 +26,7 @@ import { fsyncPath, loadSegment, segmentFileName, segmentPath, SEGMENTS_FOLDER }
 import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
-import { verifyShard } from './verify.js';
+import { orphanFiles, verifyShard } from './verify.js';
 import { crashSetting, reachStep } from './write-steps.js';
 
 export interface NewTile {
@@ -274,6 +274,11 @@ export class LocalShard {
   /** Checks every invariant; returns the problems found (empty when the shard is sound). */
   verify(): string[] {
     return verifyShard({ index: this.index, dir: this.dir, dimension: this.info.model.dimension, store: this.store, counters: this.counters, tombstones: this.tombstones, catalogue: this.catalogue });
+  }
+
+  /** Files in segments/ that no commit lists (an interrupted build's); the next writer removes them. */
+  orphanFiles(): string[] {
+    return orphanFiles(this.dir, this.counters);
   }
 
   manifest(): ShardManifest {

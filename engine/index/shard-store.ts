@@ -6,6 +6,7 @@
  *
  * It knows records and keys only: no search, no files other than LMDB's own.
  */
+import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { TesseraError } from '../errors.js';
@@ -147,15 +148,25 @@ function floatsOf(bytes: Buffer | Uint8Array): Float32Array {
 }
 
 /** The reason an LMDB or file write failed, in words a user can act on. */
-export function writeFailureReason(error: unknown): string {
+export function writeFailureReason(error: unknown, dir: string): string {
   const code = (error as NodeJS.ErrnoException).code;
   const message = error instanceof Error ? error.message : String(error);
-  if (code === 'ENOSPC' || /No space left|ENOSPC|MDB_MAP_FULL/i.test(message)) return 'the disk is full';
+  if (code === 'ENOSPC' || /No space left|ENOSPC|MDB_MAP_FULL/i.test(message) || nearlyFull(dir)) return 'the disk is full';
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || /permission denied|read-only file system/i.test(message)) return 'permission denied';
   return message;
 }
 
+/** LMDB reports a write into a full file system as EIO ("Input/output error"): look at the room left. */
+function nearlyFull(dir: string): boolean {
+  try {
+    const { bavail, bsize } = statfsSync(dir);
+    return bavail * bsize < 1 << 20;
+  } catch {
+    return false;
+  }
+}
+
 /** INDEX_WRITE_FAILED for shard `index`, naming the folder and the reason. */
 export function writeFailed(index: number, dir: string, error: unknown): TesseraError {
-  return new TesseraError('INDEX_WRITE_FAILED', `shard ${index}: cannot commit to ${dir}: ${writeFailureReason(error)}; the shard keeps its last committed state`, { cause: error });
+  return new TesseraError('INDEX_WRITE_FAILED', `shard ${index}: cannot commit to ${dir}: ${writeFailureReason(error, dir)}; the shard keeps its last committed state`, { cause: error });
 }
