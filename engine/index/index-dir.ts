@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { LocalShard, type PartSelection } from './local-shard.js';
+import type { MergePolicy } from './merge-policy.js';
 import type { SearchOptions } from './shard-search.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type ModelRef, type TileHit } from './types.js';
 
@@ -88,7 +89,7 @@ export class IndexStore {
    * Opens the listed shards (default: all of them when writable; those present when read-only).
    * `graph: false` opens records and metadata only (see LocalShard.open).
    */
-  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean; parts?: ReadonlyMap<number, PartSelection> } = {}): IndexStore {
+  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean; parts?: ReadonlyMap<number, PartSelection>; policy?: MergePolicy } = {}): IndexStore {
     const info = readIndexInfo(indexDir);
     if (info.formatVersion !== INDEX_FORMAT_VERSION) {
       throw new TesseraError('INDEX_OUTDATED', `${indexDir} is in index format ${info.formatVersion}, this Tessera reads format ${INDEX_FORMAT_VERSION}: convert it with \`tessera upgrade --index ${indexDir}\``);
@@ -105,7 +106,7 @@ export class IndexStore {
     try {
       for (const shard of wanted) {
         const parts = options.parts?.get(shard) ?? (options.parts ? { segments: [], tail: null } : undefined);
-        shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true, ...(parts ? { parts } : {}) }));
+        shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true, ...(parts ? { parts } : {}), ...(options.policy ? { policy: options.policy } : {}) }));
       }
     } catch (error) {
       for (const shard of shards) void shard.close();
