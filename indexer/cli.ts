@@ -116,12 +116,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * Fault-injection tests set TESSERA_CRASH_AT=step[:skip] to make a writer die with SIGKILL at a
+ * Fault-injection tests set TESSERA_CRASH_AT=step[@skip] to make a writer die with SIGKILL at a
  * named step of the write protocols (engine/index/write-steps.ts). Read once, here.
  */
 function installCrashStep(setting: string | undefined): void {
   if (!setting) return;
-  const [step = '', skip = '0'] = setting.split(':');
+  const [step = '', skip = '0'] = setting.split('@');
   if (isWriteStep(step)) crashAtStep(step, Number(skip) || 0);
 }
 

@@ -27,7 +27,7 @@ import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
 import { orphanFiles, verifyShard } from './verify.js';
-import { crashSetting, reachStep } from './write-steps.js';
+import { crashSettingForBuild, reachStep } from './write-steps.js';
 
 export interface NewTile {
   tile: Omit<TileRecord, 'slideId'>;
@@ -371,7 +371,7 @@ export class LocalShard {
       firstLabel: chosen.firstLabel,
       endLabel: chosen.endLabel,
       file,
-      crash: crashSetting(),
+      crash: crashSettingForBuild(),
     })
       .then((result) => this.commitSegment(chosen, id, file, result))
       .catch((error: Error) => {

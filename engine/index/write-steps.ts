@@ -34,16 +34,26 @@ let crashAfter = 0;
 
 /**
  * Makes the process die with SIGKILL the `skip + 1`-th time it reaches `step` (tests only; the CLI
- * sets it from TESSERA_CRASH_AT=step[:skip] at start-up).
+ * sets it from TESSERA_CRASH_AT=step[@skip] at start-up).
  */
 export function crashAtStep(step: WriteStep | null, skip = 0): void {
   crashStep = step;
   crashAfter = skip;
 }
 
-/** The step tests asked to crash at, handed to builder threads with their task. */
-export function crashSetting(): { step: WriteStep; skip: number } | null {
-  return crashStep ? { step: crashStep, skip: crashAfter } : null;
+const BUILDER_STEPS: readonly WriteStep[] = ['segment:writing', 'segment:written', 'segment:renamed'];
+
+/**
+ * What a builder thread is to crash at in the build about to start: the builder steps are
+ * counted here, one per build, since each task starts a fresh count on its thread.
+ */
+export function crashSettingForBuild(): { step: WriteStep; skip: number } | null {
+  if (!crashStep || !BUILDER_STEPS.includes(crashStep)) return null;
+  if (crashAfter > 0) {
+    crashAfter--;
+    return null;
+  }
+  return { step: crashStep, skip: 0 };
 }
 
 /** Called at each named step; kills the process when a test asked for this step. */
