@@ -9,6 +9,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, stat
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { TesseraError } from '../errors.js';
+import { LocalShard } from './local-shard.js';
 import { fsyncPath, segmentFileName, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
 import { ShardStore, writeFailed } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label } from './types.js';
@@ -41,6 +42,8 @@ export async function upgradeIndex(indexDir: string, shardDir: (indexDir: string
     fsyncPath(`${infoPath}.tmp`);
     renameSync(`${infoPath}.tmp`, infoPath);
   }
+  // A writer's open rewrites each manifest from the new commit point.
+  for (const { shard } of report.shards) await LocalShard.open(shardDir(indexDir, shard), shard, { ...info, formatVersion: INDEX_FORMAT_VERSION }).close();
   return report;
 }
 
