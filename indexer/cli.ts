@@ -517,6 +517,7 @@ async function verify(args: string[]): Promise<void> {
       const { tail } = shard;
       process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles; ${shard.segments.length} segments, ${shard.tombstoneCount} tombstones, tail of ${tail.endLabel - tail.firstLabel} labels\n`);
       const orphans = shard.orphanFiles();
+      if (shard.manifestLag() > 0) process.stdout.write(`note: shard ${shard.index}'s manifest.json is ${shard.manifestLag()} commit(s) behind its commit point (a writer stopped between the two); the next writer rewrites it\n`);
       if (orphans.length > 0) process.stdout.write(`note: shard ${shard.index} has ${orphans.length} file(s) no commit lists, left by an interrupted segment build; the next writer removes them\n`);
     }
     if (missing > 0) process.stdout.write(`${missing} of ${info.shards} shards are not on this machine (built by other partitions?)\n`);

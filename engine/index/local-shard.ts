@@ -26,7 +26,7 @@ import { fsyncPath, loadSegment, segmentFileName, segmentPath, SEGMENTS_FOLDER }
 import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
-import { orphanFiles, verifyShard } from './verify.js';
+import { manifestLag, orphanFiles, verifyShard } from './verify.js';
 import { crashSettingForBuild, reachStep } from './write-steps.js';
 
 export interface NewTile {
@@ -279,6 +279,11 @@ export class LocalShard {
   /** Files in segments/ that no commit lists (an interrupted build's); the next writer removes them. */
   orphanFiles(): string[] {
     return orphanFiles(this.dir, this.counters);
+  }
+
+  /** Commits manifest.json is behind the commit point (0 unless a writer died between the two). */
+  manifestLag(): number {
+    return manifestLag(this.dir, this.counters);
   }
 
   manifest(): ShardManifest {

@@ -106,9 +106,12 @@ export function verifyShard(context: VerifyContext): string[] {
   if (!existsSync(manifestPath)) problems.push(`${where}: manifest.json is missing`);
   else {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ShardManifest;
-    if (manifest.commit !== counters.commit) problems.push(`${where}: manifest.json is at commit ${manifest.commit}, the commit point at ${counters.commit} (rewritten by the next writer)`);
-    if (manifest.counts?.tiles !== tileLabels.size) problems.push(`${where}: manifest counts ${manifest.counts?.tiles} tiles, LMDB holds ${tileLabels.size}`);
-    if (manifest.counts?.slides !== catalogue.slideCount) problems.push(`${where}: manifest counts ${manifest.counts?.slides} slides, LMDB holds ${catalogue.slideCount}`);
+    // A manifest behind the commit point is a crash between the two (see manifestLag), not damage.
+    if (manifest.commit > counters.commit) problems.push(`${where}: manifest.json is at commit ${manifest.commit}, past the commit point's ${counters.commit}`);
+    else if (manifest.commit === counters.commit) {
+      if (manifest.counts?.tiles !== tileLabels.size) problems.push(`${where}: manifest counts ${manifest.counts?.tiles} tiles, LMDB holds ${tileLabels.size}`);
+      if (manifest.counts?.slides !== catalogue.slideCount) problems.push(`${where}: manifest counts ${manifest.counts?.slides} slides, LMDB holds ${catalogue.slideCount}`);
+    }
   }
   return problems;
 }
@@ -119,4 +122,11 @@ export function orphanFiles(dir: string, counters: Pick<ShardCounters, 'segments
   if (!existsSync(folder)) return [];
   const listed = new Set(counters.segments.map((ref) => ref.file));
   return readdirSync(folder).filter((name) => !listed.has(name) || name.endsWith(PARTIAL_SUFFIX));
+}
+
+/** Commits the manifest is behind the commit point (a crash after the LMDB transaction); the next writer rewrites it. */
+export function manifestLag(dir: string, counters: Pick<ShardCounters, 'commit'>): number {
+  const path = join(dir, 'manifest.json');
+  if (!existsSync(path)) return 0;
+  return Math.max(0, counters.commit - (JSON.parse(readFileSync(path, 'utf8')) as ShardManifest).commit);
 }
