@@ -28,7 +28,7 @@ Commands:
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
-         [-k 10] [--ef 64] [--filter JSON] [--include-self] [--exclude-own-patient]
+         [-k 10] [--ef N] [--filter JSON] [--include-self] [--exclude-own-patient]
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
@@ -443,7 +443,8 @@ async function search(args: string[]): Promise<void> {
   const mode = values.mode ?? 'region';
   if (mode !== 'region' && mode !== 'slide') throw new UsageError(`--mode must be region or slide, got '${mode}'`);
   const k = kFlag(values.k);
-  const ef = numberFlag(values.ef, 'ef', 64);
+  // No --ef: each segment's ef tuned for recall@10 ≥ 0.95 when it was built.
+  const ef = values.ef === undefined ? undefined : numberFlag(values.ef, 'ef');
   const filter = parseFilter(filterFlag(values.filter));
   const { info, store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
   // A query slide's own patient is excluded on request: other slides of one patient look alike.
@@ -516,6 +517,10 @@ async function verify(args: string[]): Promise<void> {
     for (const shard of store.shards) {
       const { tail } = shard;
       process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles; ${shard.segments.length} segments, ${shard.tombstoneCount} tombstones, tail of ${tail.endLabel - tail.firstLabel} labels\n`);
+      for (const ref of shard.segments) {
+        const tuned = ref.tuned ? `default ef ${ref.tuned.ef}: recall@10 ${ref.tuned.recall10.toFixed(3)} measured at build (target ${ref.tuned.target})` : 'no measured ef (adopted from format 1): ef 64';
+        process.stdout.write(`  segment ${ref.file}: ${ref.vectors} vectors, labels ${ref.firstLabel}–${ref.endLabel - 1}, ${tuned}\n`);
+      }
       const orphans = shard.orphanFiles();
       if (shard.manifestLag() > 0) process.stdout.write(`note: shard ${shard.index}'s manifest.json is ${shard.manifestLag()} commit(s) behind its commit point (a writer stopped between the two); the next writer rewrites it\n`);
       if (orphans.length > 0) process.stdout.write(`note: shard ${shard.index} has ${orphans.length} file(s) no commit lists, left by an interrupted segment build; the next writer removes them\n`);
@@ -592,7 +597,7 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
       const vectors = await embedder.embed(images.filter((image): image is RgbImage => image !== null));
       let next = 0;
       const queries = images.map((image, i) => (image ? { vector: vectors[next++] as Float32Array, label: chunk[i]?.label ?? '' } : null));
-      const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ef: numberFlag(values.ef, 'ef', 64), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
+      const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ...(values.ef === undefined ? {} : { ef: numberFlag(values.ef, 'ef') }), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
       for (const [i, query] of queries.entries()) {
         const row = chunk[i] ?? {};
         const error = errors[i];

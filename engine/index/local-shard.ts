@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { TileCatalogue } from './catalogue.js';
-import { DEFAULT_MERGE_POLICY, planMerge, type MergePolicy } from './merge-policy.js';
+import { DEFAULT_MERGE_POLICY, DEFAULT_TARGET_RECALL, planMerge, type MergePolicy } from './merge-policy.js';
 import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
 import { fsyncPath, loadSegment, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
@@ -376,6 +376,7 @@ export class LocalShard {
       firstLabel: chosen.firstLabel,
       endLabel: chosen.endLabel,
       file,
+      targetRecall: this.policy.targetRecall ?? DEFAULT_TARGET_RECALL,
       crash: crashSettingForBuild(),
     })
       .then((result) => this.commitSegment(chosen, id, file, result))
@@ -396,7 +397,7 @@ export class LocalShard {
    */
   private commitSegment(plan: { firstLabel: Label; endLabel: Label; replaces: SegmentRef[] }, id: number, file: string, result: SegmentBuildResult): void {
     const commit = this.counters.commit + 1;
-    const ref: SegmentRef | null = result.members.length === 0 ? null : { id, file, firstLabel: plan.firstLabel, endLabel: plan.endLabel, vectors: result.members.length, bytes: result.bytes, sha256: result.sha256, commit };
+    const ref: SegmentRef | null = result.members.length === 0 ? null : { id, file, firstLabel: plan.firstLabel, endLabel: plan.endLabel, vectors: result.members.length, bytes: result.bytes, sha256: result.sha256, commit, tuned: result.tuned };
     const replacedIds = new Set(plan.replaces.map((segment) => segment.id));
     const segments = [...this.counters.segments.filter((segment) => !replacedIds.has(segment.id)), ...(ref ? [ref] : [])].sort((a, b) => a.firstLabel - b.firstLabel);
     const dropped = [...this.tombstones].filter((label) => label >= plan.firstLabel && label < plan.endLabel);

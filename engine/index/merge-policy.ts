@@ -16,7 +16,11 @@ export interface MergePolicy {
   floorVectors: number;
   /** A segment whose share of tombstones passes this is rewritten alone, reclaiming the space. */
   maxTombstoneShare: number;
+  /** recall@10 each new segment's default ef is tuned to (see segment-build-task.ts tuneEf). */
+  targetRecall?: number;
 }
+
+export const DEFAULT_TARGET_RECALL = 0.95;
 
 export const DEFAULT_MERGE_POLICY: MergePolicy = { foldTiles: 50_000, segmentsPerTier: 10, floorVectors: 50_000, maxTombstoneShare: 0.3 };
 

@@ -95,11 +95,12 @@ export class ShardSearcher {
     const filter = options.filter ?? EMPTY_FILTER;
     const excluded = this.excludedOrdinals(options);
     const allowed = excluded.size === 0 ? null : (label: number) => !excluded.has(this.catalogue.slideOrdinalOf(label));
-    const ef = options.ef ?? DEFAULT_EF;
+    // Without an ef, each segment is searched at the ef it was tuned to for the target recall.
+    const efOf = (segment: LoadedSegment) => options.ef ?? segment.ref.tuned?.ef ?? DEFAULT_EF;
     const vector = Array.from(query);
     const lists: Scored[] = [];
     if (filter.conditions.length === 0 && options.datasets === undefined) {
-      for (const segment of parts.segments) lists.push(searchGraph(segment, vector, k, ef, allowed));
+      for (const segment of parts.segments) lists.push(searchGraph(segment, vector, k, efOf(segment), allowed));
       if (parts.tail) lists.push(scanTail(parts.tail, query, k, (label) => this.catalogue.isLive(label) && (!allowed || allowed(label))));
     } else {
       const admission = this.admission(filter, options, parts);
@@ -108,7 +109,7 @@ export class ShardSearcher {
       else {
         const { bitmap } = admission;
         const admitted = allowed ? (label: number) => bitmap[label] === 1 && allowed(label) : (label: number) => bitmap[label] === 1;
-        for (const segment of parts.segments) lists.push(searchGraphFiltered(segment, vector, k, ef, admitted));
+        for (const segment of parts.segments) lists.push(searchGraphFiltered(segment, vector, k, efOf(segment), admitted));
         if (parts.tail) lists.push(scanTail(parts.tail, query, k, admitted));
       }
     }

@@ -92,6 +92,12 @@ export interface SegmentRef {
   sha256: string;
   /** The commit that made it live. */
   commit: number;
+  /**
+   * The smallest ef at which this graph reached the target recall@10 on a sample of its own
+   * vectors (perturbed) against exact search when it was built, and the recall measured there.
+   * Searches use it unless a request names an ef. Absent in segments adopted from format 1.
+   */
+  tuned?: { ef: number; recall10: number; target: number };
 }
 
 /**

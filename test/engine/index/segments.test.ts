@@ -74,7 +74,9 @@ describe('segmented shards', () => {
 
   it('keeps recall over several segments against exact search', async () => {
     const dir = newIndex(DIMENSION);
-    const vectors = clustered(4000, DIMENSION, seeded(3), 40);
+    // The last 100 are queries drawn like the tiles but not indexed.
+    const drawn = clustered(4100, DIMENSION, seeded(3), 40);
+    const vectors = drawn.slice(0, 4000);
     const store = IndexStore.open(dir, { policy: { foldTiles: 500, segmentsPerTier: 10, floorVectors: 500, maxTombstoneShare: 0.3 } });
     const shard = store.shards[0]!;
     // Settled every 500 tiles: eight folds of one run each (builds run while commits go on, so
@@ -88,12 +90,20 @@ describe('segmented shards', () => {
     vectors.forEach((vector, i) => flat.set(vector, i * DIMENSION));
     const labels = Uint32Array.from(vectors.keys());
     let found = 0;
-    const queries = clustered(100, DIMENSION, seeded(4), 40);
+    const queries = drawn.slice(4000);
     for (const query of queries) {
       const truth = new Set(exactScan(query, labels, flat, 10, null).labels);
       found += store.search(query, { k: 10, ef: 64 }).filter((hit) => truth.has(hit.label)).length;
     }
     expect(found / (queries.length * 10)).toBeGreaterThanOrEqual(0.95);
+    // Without an ef, each segment searches at the ef it measured for recall@10 ≥ 0.95 when built.
+    for (const ref of shard.segments) expect(ref.tuned!.recall10).toBeGreaterThanOrEqual(0.95);
+    let foundTuned = 0;
+    for (const query of queries) {
+      const truth = new Set(exactScan(query, labels, flat, 10, null).labels);
+      foundTuned += store.search(query, { k: 10 }).filter((hit) => truth.has(hit.label)).length;
+    }
+    expect(foundTuned / (queries.length * 10)).toBeGreaterThanOrEqual(0.95);
     await store.close();
   });
 
