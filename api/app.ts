@@ -18,6 +18,7 @@ import { ApiError, installErrorHandler } from './errors.js';
 import { answerConnect, capConnectionsPerClient, installHandlerDeadline, serverOptions } from './http-limits.js';
 import { cohortRoutes } from './routes/cohorts.js';
 import { hardNegativeRoutes } from './routes/hard-negatives.js';
+import { ReloadGate } from './reload-gate.js';
 import { internalRoutes } from './routes/internal.js';
 import { searchRoutes } from './routes/search.js';
 import { slideRoutes } from './routes/slides.js';
@@ -101,7 +102,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     request.log.debug({ route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request done');
   });
 
-  await app.register(async (scope) => systemRoutes(scope, services, keys, options.ready));
+  const reloads = new ReloadGate();
+  await app.register(async (scope) => systemRoutes(scope, services, keys, options.ready, reloads));
   if (config.role !== 'shard') {
     await app.register(async (scope) => searchRoutes(scope, services));
     await app.register(async (scope) => cohortRoutes(scope, services));
@@ -110,7 +112,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   await app.register(async (scope) => slideRoutes(scope, services));
   if (config.role === 'shard' && services.local) {
     const local = services.local;
-    await app.register(async (scope) => internalRoutes(scope, services, local));
+    await app.register(async (scope) => internalRoutes(scope, services, local, reloads));
   }
   if (config.viewer) await registerViewer(app);
   return app;
