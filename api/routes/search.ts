@@ -113,7 +113,9 @@ export async function slideQuery(services: Services, request: FastifyRequest, bo
 /** A region search body from JSON or multipart, with the image (if any) as bytes. */
 async function regionBody(request: FastifyRequest): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
   if (isMultipartRequest(request)) return readMultipartQuery(request);
-  const body = request.body as RegionSearchBody;
+  const body = request.body as RegionSearchBody | undefined;
+  // Without a content type Fastify parses nothing and the schema (declared per content type) does not run.
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('BAD_REQUEST', 'send a JSON object (Content-Type: application/json) or multipart/form-data');
   return body.image === undefined ? body : { ...body, imageBytes: bytesFromBase64(body.image, 'image') };
 }
 

@@ -110,6 +110,7 @@ describe.skipIf(!hasSharedData)(`hostile HTTP ${hasSharedData ? '' : SHARED_MISS
       'an unquoted boundary with a space': post('multipart/form-data; boundary=a b', `--a b\r\n${field('k', '5')}--a b--\r\n`),
       'random bytes': post('multipart/form-data; boundary=XX', Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 7919 + 13) % 256))),
       'LF instead of CRLF': post('multipart/form-data; boundary=XX', `--XX\n${field('k', '5', '\n')}--XX--\n`),
+      'no body and no content type': Buffer.from(`POST /v1/search/region HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\n\r\n`),
     };
     for (const size of [1024, 16 * 1024, 30 * 1024, 50 * 1024, 80 * 1024]) {
       cases[`a part without Content-Disposition of ${size} bytes`] = post('multipart/form-data; boundary=XX', `--XX\r\nContent-Type: text/plain\r\n\r\n${'a'.repeat(size)}\r\n--XX--\r\n`);
