@@ -88,7 +88,9 @@ export const DEFAULT_LIMITS: ServeConfig['limits'] = {
   // 16 MiB at about 1 MB/s, with room to spare.
   requestTimeoutMs: 30_000,
   handlerTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
+  // Fastify's default: longer than the idle timeouts of common load balancers and of the router's
+  // kept-alive sockets to shard nodes, so a reused socket is not closed under a request in flight.
+  keepAliveTimeoutMs: 72_000,
   // Longer than a reload (up to 120 s on a router), during which the socket is silent.
   idleTimeoutMs: 130_000,
   // A router keeps up to 256 sockets open to each shard node.

@@ -221,6 +221,23 @@ describe.skipIf(!hasSharedData)(`hostile HTTP ${hasSharedData ? '' : SHARED_MISS
     expect((await api('/v1/admin/reload', { json: {} })).status).toBe(200);
   });
 
+  it('answers a request whose handler runs past its deadline with 503 DEADLINE_EXCEEDED', async () => {
+    const config = join(fixture.scratch, 'deadline-config.json');
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(fixture.config, 'utf8')), limits: { ...LIMITS, handlerTimeoutMs: 30 } }));
+    const hurried = await serve(fixture, { index: fixture.index, config, 'no-model': true });
+    try {
+      const started = performance.now();
+      // Reading all of S1 (one level) in blocks, resizing and encoding a 1024 px PNG takes far over 30 ms.
+      const slow = await client(hurried.url, KEYS.all)('/v1/slides/S1/region?x=0&y=0&width=2220&height=2967&size=1024&format=png');
+      expect(slow.status, JSON.stringify(slow.body)).toBe(503);
+      expect(slow.body.error).toBe('DEADLINE_EXCEEDED');
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect((await client(hurried.url)('/health')).status).toBe(200);
+    } finally {
+      await hurried.close();
+    }
+  });
+
   it('tells a caller without a key only that the server is alive', async () => {
     expect((await client(server.url)('/health')).body).toEqual({ status: 'ok', role: 'all' });
     const index = await api('/v1/index');
