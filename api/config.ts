@@ -63,7 +63,7 @@ export interface ServeConfig {
     handlerTimeoutMs: number;
     /** Time an idle kept-alive connection stays open between requests. */
     keepAliveTimeoutMs: number;
-    /** Time a socket may stay silent in any phase before it is closed (a backstop for the above). */
+    /** Time a socket may stay silent in any phase before it is closed (a backstop for the above; at least handlerTimeoutMs + 1 s). */
     idleTimeoutMs: number;
     /** Open connections one client address may hold; past it a connection gets 429 and is closed. */
     connectionsPerClient: number;

@@ -22,7 +22,7 @@ export interface RouteDeadline {
  * Fastify's server options for these limits: node's headersTimeout and requestTimeout (the whole
  * request, body included, answered 408), the socket idle timeout and keep-alive timeout. Node
  * checks the first two every connectionsCheckingInterval (30 s by default), so the interval is
- * scaled to the shorter of them.
+ * scaled to the shorter of them. The idle timeout is at least the handler deadline plus a second.
  */
 export function serverOptions(limits: HttpLimits): {
   requestTimeout: number;
@@ -34,7 +34,8 @@ export function serverOptions(limits: HttpLimits): {
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   return {
     requestTimeout: limits.requestTimeoutMs,
-    connectionTimeout: limits.idleTimeoutMs,
+    // Node applies the idle timeout while a handler runs too (the socket is silent then): it must not cut a request the handler deadline still allows.
+    connectionTimeout: Math.max(limits.idleTimeoutMs, limits.handlerTimeoutMs + 1000),
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     http: { headersTimeout, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))) },
     clientErrorHandler: answerClientError,
