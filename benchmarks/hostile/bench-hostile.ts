@@ -7,7 +7,8 @@
  * content types, malformed multipart bodies (each case of the issue), random bytes, bad headers
  * and path tricks; then requests that never finish (a body shorter than its Content-Length, a
  * 7fffffffffffffff chunk, headers that never end), which the server must end itself. Everything
- * is sent over raw sockets, 8 at a time (the held ones all at once). Prints requests sent, the statuses, 5xx (must be 0),
+ * is sent over raw sockets, 8 at a time (the held ones all at once), with an admin key, a key
+ * scoped to a dataset the samples are not in, or no key. Prints requests sent, the statuses, 5xx (must be 0),
  * requests over 10 s (must be 0), the server's RSS before and after, and its peak RSS during 8
  * concurrent 8192² → 8 px region requests; exits 1 when a 5xx or a request over 10 s was seen.
  * Env: BENCH_REQUESTS (default 2000). Writes benchmarks/results/hostile-<time>.json.
@@ -17,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { hashKey } from '../../api/index.js';
 import { PROJECT_ROOT } from '../../test/shared-data.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -24,6 +26,9 @@ const CONCURRENCY = 8;
 const SLOW_MS = 10_000;
 const CACHE = join(PROJECT_ROOT, '.cache');
 const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
+/** An admin key that sees every dataset, and a key scoped to a dataset the samples are not in. */
+const ADMIN_KEY = 'bench-hostile-admin-0123456789';
+const SCOPED_KEY = 'bench-hostile-scoped-0123456789';
 /** Shorter than the defaults so held requests end well inside SLOW_MS; README states the defaults. */
 const LIMITS = { headersTimeoutMs: 4000, requestTimeoutMs: 5000 };
 
@@ -101,9 +106,15 @@ function send(port: number, label: string, bytes: Buffer, limitMs = 30_000): Pro
   });
 }
 
+/** Most requests carry the admin key, some the scoped key, some none (scope and 401 paths). */
+function credentials(): Record<string, string> {
+  const draw = random();
+  return draw < 0.6 ? { Authorization: `Bearer ${ADMIN_KEY}` } : draw < 0.8 ? { Authorization: `Bearer ${SCOPED_KEY}` } : {};
+}
+
 function request(method: string, path: string, headers: Record<string, string>, body?: Buffer | string, rawHead?: string): Buffer {
   const data = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1');
-  const lines = Object.entries({ Host: '127.0.0.1', Connection: 'close', ...(body === undefined ? {} : { 'Content-Length': String(data.length) }), ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+  const lines = Object.entries({ Host: '127.0.0.1', Connection: 'close', ...credentials(), ...(body === undefined ? {} : { 'Content-Length': String(data.length) }), ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
   return Buffer.concat([Buffer.from(`${method} ${path} HTTP/1.1\r\n${lines.join('')}${rawHead ?? ''}\r\n`, 'latin1'), data]);
 }
 
@@ -177,13 +188,13 @@ function corpus(paths: Array<{ path: string; method: string }>, count: number): 
   return out;
 }
 
-/** Requests that never complete: the server must end them itself. */
+/** Requests that never complete, with a valid key so they get past authentication: the server must end them itself. */
 function heldRequests(): Array<{ label: string; bytes: Buffer }> {
   const held = [
-    { label: 'held: body shorter than Content-Length', bytes: Buffer.from('POST /v1/search/region HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"slideId"') },
-    { label: 'held: chunk size 7fffffffffffffff', bytes: Buffer.from('POST /v1/search/region HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc') },
-    { label: 'held: headers never end', bytes: Buffer.from('GET /v1/slides HTTP/1.1\r\nHost: x\r\nX-Slow: 1') },
-    { label: 'held: multipart part without Content-Disposition, cut short', bytes: Buffer.from(`POST /v1/search/region HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: 60000\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n${'a'.repeat(30_000)}`) },
+    { label: 'held: body shorter than Content-Length', bytes: Buffer.from(`POST /v1/search/region HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"slideId"`) },
+    { label: 'held: chunk size 7fffffffffffffff', bytes: Buffer.from(`POST /v1/search/region HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc`) },
+    { label: 'held: headers never end', bytes: Buffer.from(`GET /v1/slides HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nX-Slow: 1`) },
+    { label: 'held: multipart part without Content-Disposition, cut short', bytes: Buffer.from(`POST /v1/search/region HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: 60000\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n${'a'.repeat(30_000)}`) },
   ];
   return held.flatMap((entry) => Array.from({ length: 25 }, () => entry));
 }
@@ -211,14 +222,24 @@ if (!existsSync(join(index, 'index.json'))) {
 }
 mkdirSync(join(CACHE, 'bench'), { recursive: true });
 const config = join(CACHE, 'bench', 'hostile-config.json');
-writeFileSync(config, JSON.stringify({ limits: LIMITS }));
+writeFileSync(
+  config,
+  JSON.stringify({
+    keys: [
+      { id: 'admin', sha256: hashKey(ADMIN_KEY), datasets: ['*'], admin: true },
+      { id: 'scoped', sha256: hashKey(SCOPED_KEY), datasets: ['elsewhere'], admin: false },
+    ],
+    limits: LIMITS,
+  }),
+);
+const auth = { authorization: `Bearer ${ADMIN_KEY}` };
 const server = await startServer(index, config);
 const pid = server.child.pid as number;
 const started = performance.now();
 try {
   const openapi = (await (await fetch(`${server.url}/docs/json`)).json()) as { paths: Record<string, Record<string, unknown>> };
   const routes = Object.entries(openapi.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => ({ path, method })));
-  const slides = ((await (await fetch(`${server.url}/v1/slides`)).json()) as { slides: Array<{ slideId: string }> }).slides.map((slide) => slide.slideId);
+  const slides = ((await (await fetch(`${server.url}/v1/slides`, { headers: auth })).json()) as { slides: Array<{ slideId: string }> }).slides.map((slide) => slide.slideId);
   const before = memoryOf(pid);
   console.log(`server pid ${pid} at ${server.url}: ${routes.length} routes in its OpenAPI document, ${slides.length} slides; RSS ${before.rssMb.toFixed(0)} MiB`);
 
@@ -236,7 +257,7 @@ try {
   const regionStatuses: number[] = [];
   const regionStarted = performance.now();
   for (const slideId of slides) {
-    const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(`${server.url}/v1/slides/${encodeURIComponent(slideId)}/region?x=0&y=0&width=8192&height=8192&size=8`).then(async (response) => (await response.arrayBuffer(), response.status))));
+    const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(`${server.url}/v1/slides/${encodeURIComponent(slideId)}/region?x=0&y=0&width=8192&height=8192&size=8`, { headers: auth }).then(async (response) => (await response.arrayBuffer(), response.status))));
     regionStatuses.push(...answers);
   }
   clearInterval(sampler);
