@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { rankSlides } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
-import { readMultipartQuery } from '../multipart.js';
+import { isMultipartRequest, readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
 import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
@@ -26,7 +26,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
     async (request) => {
       const started = performance.now();
       const access = accessOf(request);
-      const body = await regionBody(request, services);
+      const body = await regionBody(request);
       const k = body.k ?? 10;
       let vector: Float32Array;
       let query: Record<string, unknown>;
@@ -111,9 +111,11 @@ export async function slideQuery(services: Services, request: FastifyRequest, bo
 }
 
 /** A region search body from JSON or multipart, with the image (if any) as bytes. */
-async function regionBody(request: FastifyRequest, services: Services): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
-  if (request.isMultipart()) return readMultipartQuery(request, services.config.limits.bodyBytes);
-  const body = request.body as RegionSearchBody;
+async function regionBody(request: FastifyRequest): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
+  if (isMultipartRequest(request)) return readMultipartQuery(request);
+  const body = request.body as RegionSearchBody | undefined;
+  // Without a content type Fastify parses nothing and the schema (declared per content type) does not run.
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('BAD_REQUEST', 'send a JSON object (Content-Type: application/json) or multipart/form-data');
   return body.image === undefined ? body : { ...body, imageBytes: bytesFromBase64(body.image, 'image') };
 }
 
