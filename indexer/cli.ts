@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -156,7 +156,10 @@ async function withSlide<T>(path: string, work: (slide: Slide) => Promise<T>): P
 
 async function info(args: string[]): Promise<void> {
   const { positionals } = parse(args, {});
-  await withSlide(singleSlide(positionals), async (slide) => {
+  const path = singleSlide(positionals);
+  await withSlide(path, async (slide) => {
+    const warning = calibrationWarning(slide, path.split('/').pop() ?? path);
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
     const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = slide;
     process.stdout.write(`${JSON.stringify({ format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties }, null, 2)}\n`);
   });

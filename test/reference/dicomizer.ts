@@ -28,6 +28,8 @@ export interface Conversion {
   layout: Layout;
   /** Read the source through OpenSlide (`--openslide`): the converter reads only TIFF itself. */
   viaOpenSlide?: boolean;
+  /** `--imaged-width`, `--imaged-height` as given to the converter, instead of the true size crossed. */
+  imagedMm?: [number, number];
 }
 
 export const CONVERSION_SOURCES: Array<Pick<Conversion, 'source' | 'viaOpenSlide'>> = [
@@ -44,7 +46,7 @@ export function allConversions(): Conversion[] {
 
 export function conversionName(conversion: Conversion): string {
   const base = conversion.source.split('/').pop()?.replace(/\.[a-z]+$/i, '') ?? conversion.source;
-  return `${base}-${conversion.compression}-${conversion.layout}`;
+  return `${base}-${conversion.compression}-${conversion.layout}${conversion.imagedMm ? `-imaged-${conversion.imagedMm.join('x')}mm` : ''}`;
 }
 
 /**
@@ -72,8 +74,8 @@ export async function convertedSlide(conversion: Conversion): Promise<string> {
     '--compression', conversion.compression,
     '--max-size', conversion.layout === 'one' ? '0' : '1',
     // Crossed on purpose: see above.
-    '--imaged-width', heightMm.toFixed(6),
-    '--imaged-height', widthMm.toFixed(6),
+    '--imaged-width', conversion.imagedMm ? String(conversion.imagedMm[0]) : heightMm.toFixed(6),
+    '--imaged-height', conversion.imagedMm ? String(conversion.imagedMm[1]) : widthMm.toFixed(6),
     ...(conversion.viaOpenSlide ? ['--openslide', LIBOPENSLIDE] : []),
     source,
   ];

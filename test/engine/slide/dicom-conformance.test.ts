@@ -6,8 +6,10 @@
  * `node --import tsx benchmarks/dicom/conformance.ts` prints the same and writes JSON.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { openSlide } from '../../../engine/index.js';
+import { runTessera } from '../../run-cli.js';
 import { checkConversion, conformanceTable, type ConformanceResult } from '../../reference/dicom-conformance.js';
-import { DICOMIZER_MISSING, allConversions, conversionName, hasDicomizer } from '../../reference/dicomizer.js';
+import { DICOMIZER_MISSING, allConversions, conversionName, convertedSlide, hasDicomizer } from '../../reference/dicomizer.js';
 import { OPENSLIDE_MISSING, SHARED_MISSING, hasOpenSlide, hasSharedData } from '../../shared-data.js';
 
 const missing = !hasSharedData ? SHARED_MISSING : !hasOpenSlide ? OPENSLIDE_MISSING : !hasDicomizer ? DICOMIZER_MISSING : '';
@@ -47,4 +49,23 @@ describe.skipIf(missing !== '')(`DICOM converted by OrthancWSIDicomizer ${missin
       }
     });
   }
+
+  it('states PixelSpacing as the converter wrote it: crosswise from its default 15 × 15 mm', async () => {
+    const folder = await convertedSlide({ source: 'CMU-1-Small-Region.svs', compression: 'jpeg', layout: 'one', imagedMm: [15, 15] });
+    const slide = await openSlide(folder);
+    // imaged width ÷ rows, imaged height ÷ columns (OrthancWSIDicomizer 1.1).
+    expect(slide.mpp?.[0]).toBeCloseTo(15000 / 2220, 3);
+    expect(slide.mpp?.[1]).toBeCloseTo(15000 / 2967, 3);
+    slide.close();
+  });
+
+  it('tessera info warns when a DICOM slide states a scale no microscope has (> 20 µm/px)', async () => {
+    const folder = await convertedSlide({ source: 'CMU-1-Small-Region.svs', compression: 'jpeg', layout: 'one', imagedMm: [60, 60] });
+    const wrong = await runTessera(['info', folder]);
+    expect(wrong.code).toBe(0);
+    expect(JSON.parse(wrong.stdout).mpp[0]).toBeGreaterThan(20);
+    expect(wrong.stderr).toMatch(/warning: .*implausible for microscopy.*--imaged-width/);
+    const right = await runTessera(['info', await convertedSlide({ source: 'CMU-1-Small-Region.svs', compression: 'jpeg', layout: 'one' })]);
+    expect(right.stderr).not.toMatch(/warning/);
+  });
 });
