@@ -23,7 +23,7 @@ Commands:
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
 
-  index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
+  index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { TesseraError } from '../engine/index.js';
+import { isMetaflex, slidesFromMetaflex } from './metaflex.js';
 
 const SLIDE_EXTENSIONS = new Set(['.svs', '.tif', '.tiff', '.ndpi', '.dcm', '.png', '.jpg', '.jpeg', '.ome.tif']);
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
@@ -35,8 +36,15 @@ function readCsv(path: string): Array<Record<string, string>> {
   }
 }
 
-/** Slide items from a folder (recursive), a text file of paths, and/or a metadata CSV. */
+/**
+ * Slide items from a folder (recursive), a text file of paths, and/or metadata: a CSV table, or a
+ * BIGPICTURE MetaFleX dataset (a folder of its XML files, or one of them; see metaflex.ts).
+ */
 export function discoverSlides(source: string | undefined, metadataCsv: string | undefined): SlideItem[] {
+  if (metadataCsv && isMetaflex(metadataCsv)) {
+    const slidesDir = source && existsSync(source) && statSync(source).isDirectory() ? source : undefined;
+    return slidesFromMetaflex(metadataCsv, slidesDir);
+  }
   if (metadataCsv) {
     const rows = readCsv(metadataCsv);
     const base = source && existsSync(source) && statSync(source).isDirectory() ? source : dirname(metadataCsv);
