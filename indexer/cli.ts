@@ -10,7 +10,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { discoverDicomWeb } from './discover.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -25,6 +26,8 @@ Commands:
 
   index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
+  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
@@ -45,6 +48,10 @@ Commands:
 
 Models are installed under $TESSERA_HOME/models (default ~/.tessera/models; --models-dir DIR).
 Presets: ${Object.keys(PRESETS).join(', ')}.
+
+A SLIDE is a file, a folder holding one DICOM series, or a DICOMweb series URL
+(http(s)://HOST/ROOT/studies/UID/series/UID). DICOMweb requests carry the Authorization header
+from $TESSERA_DICOMWEB_AUTHORIZATION, or from the file named by $TESSERA_DICOMWEB_AUTHORIZATION_FILE.
 
 Options for region and tiles:
   --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
@@ -97,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   try {
+    configureDicomWebFromEnvironment();
     await command(args);
     return EXIT_OK;
   } catch (error) {
@@ -111,6 +119,20 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tessera ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return EXIT_FAILED;
   }
+}
+
+/** The DICOMweb Authorization header: from the environment or a file (never a flag: flags show in `ps`). */
+function configureDicomWebFromEnvironment(): void {
+  const file = process.env.TESSERA_DICOMWEB_AUTHORIZATION_FILE;
+  let authorization = process.env.TESSERA_DICOMWEB_AUTHORIZATION;
+  if (file) {
+    try {
+      authorization = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read TESSERA_DICOMWEB_AUTHORIZATION_FILE: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, { cause: error });
+    }
+  }
+  if (authorization) configureDicomWeb({ authorization });
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
@@ -330,6 +352,9 @@ async function index(args: string[]): Promise<void> {
   const { values } = parse(args, {
     slides: { type: 'string' },
     metadata: { type: 'string' },
+    dicomweb: { type: 'string' },
+    study: { type: 'string', multiple: true },
+    series: { type: 'string', multiple: true },
     tiles: { type: 'string' },
     labels: { type: 'string' },
     out: { type: 'string' },
@@ -343,13 +368,17 @@ async function index(args: string[]): Promise<void> {
     'models-dir': { type: 'string' },
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
-  if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
+  if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
+  if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+  if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
+  const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
   // Indexing decodes JPEG 2000 / JPEG-LS tiles on every core while the model runs.
   configureDecoding({ decodeThreads: availableParallelism() });
   const partition = parsePartition(values.partition);
   const report = await runIndex({
     ...(values.slides ? { slides: values.slides } : {}),
     ...(values.metadata ? { metadata: values.metadata } : {}),
+    ...(items ? { items } : {}),
     ...(values.tiles ? { tiles: values.tiles } : {}),
     ...(values.labels ? { labels: values.labels } : {}),
     out: values.out,

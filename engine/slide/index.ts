@@ -7,3 +7,14 @@ export { MAX_REGION_PIXELS, type SlideAccess } from './tiled-slide.js';
 export { tileCache, DEFAULT_TILE_CACHE_BYTES } from './tile-cache.js';
 export { configureDecoding, type DecodeOptions } from './codecs/decode-pool.js';
 export { hasNativeJpeg } from './codecs/jpeg.js';
+export {
+  configureDicomWeb,
+  dicomWebSeriesUrl,
+  dicomWebStats,
+  isDicomWebSeriesUrl,
+  listDicomWebSeries,
+  parseDicomWebSeriesUrl,
+  type DicomWebOptions,
+  type DicomWebSeries,
+  type DicomWebSeriesRecord,
+} from './dicomweb.js';
