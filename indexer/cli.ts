@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { discoverDicomWeb } from './discover.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
@@ -35,6 +35,8 @@ Commands:
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
+  search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
+                                     slides like a new case (not indexed): its mosaic is computed now
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
@@ -454,6 +456,9 @@ async function search(args: string[]): Promise<void> {
     ef: { type: 'string' },
     filter: { type: 'string' },
     mode: { type: 'string' },
+    'slide-file': { type: 'string' },
+    'dicomweb-series': { type: 'string' },
+    'slide-mpp': { type: 'string' },
     'include-self': { type: 'boolean' },
     'exclude-own-patient': { type: 'boolean' },
     device: { type: 'string' },
@@ -484,6 +489,17 @@ async function search(args: string[]): Promise<void> {
           process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
         }
       }
+    } else if ((values['slide-file'] || values['dicomweb-series']) && mode === 'slide') {
+      // A new case: its mosaic is computed now, with the index's model and tile grid.
+      const locator = (values['slide-file'] ?? values['dicomweb-series']) as string;
+      if (values['dicomweb-series'] && !isDicomWebSeriesUrl(locator)) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
+      const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
+      const name = locator.split('/').pop() ?? locator;
+      const mosaic = await withSlide(locator, (slide) => newCaseMosaic(slide, name, embedder, { tile: info.tile, ...(slideMpp === undefined ? {} : { slideMpp: [slideMpp, slideMpp] as [number, number] }) }));
+      process.stderr.write(`mosaic of ${name}: ${mosaic.vectors.length} tiles from ${mosaic.embeddedTiles} embedded of ${mosaic.tissueTiles} tissue tiles in ${mosaic.ms.total} ms (grid ${mosaic.ms.grid}, embed ${mosaic.ms.embed}, k-means ${mosaic.ms.mosaic})\n`);
+      const slides = searchSlides(store, mosaic.vectors, { k, ef, filter });
+      const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+      process.stdout.write(`${JSON.stringify({ query: { slide: name, tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms }, results }, null, 2)}\n`);
     } else if (values.slide && mode === 'slide') {
       const record = store.shardFor(values.slide)?.slide(values.slide);
       if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);

@@ -134,7 +134,7 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
     }
   });
 
-  it('tessera info, region and tiles accept a series URL; index --dicomweb indexes the server\'s series', async () => {
+  it('tessera info, region and tiles accept a series URL; index --dicomweb indexes the server\'s series; search finds slides like a new case', async () => {
     const env = { TESSERA_DICOMWEB_AUTHORIZATION: orthanc.authorization as string };
     const [record] = await listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[1] as string] });
     const info = await runTessera(['info', record?.url as string], env);
@@ -153,5 +153,18 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
     expect(index.code, index.stderr).toBe(0);
     expect(index.stdout).toMatch(/indexed 1 slides \(\d+ tiles\)/);
     expect(index.stderr + index.stdout).not.toContain(orthanc.authorization as string);
+
+    // New cases, not in the index: the same tissue (the pyramidal TIFF, JPEG 2000) over DICOMweb
+    // and from its files finds the indexed CMU slide, with the mosaic's time on stderr.
+    const [query] = await listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[0] as string] });
+    for (const source of [['--dicomweb-series', query?.url as string], ['--slide-file', folders[0] as string]]) {
+      const search = await runTessera(['search', '--index', join(out, 'index'), '--mode', 'slide', ...source, '-k', '3'], env);
+      expect(search.code, search.stderr).toBe(0);
+      expect(search.stderr).toMatch(/mosaic of .*: \d+ tiles from \d+ embedded of \d+ tissue tiles in \d+ ms/);
+      const answer = JSON.parse(search.stdout);
+      expect(answer.query.mosaicTiles).toBeGreaterThan(0);
+      expect(answer.results[0]).toMatchObject({ slideId: seriesOf[1] });
+      expect(answer.results[0].score).toBeGreaterThan(0.5);
+    }
   });
 });
