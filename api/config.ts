@@ -36,6 +36,8 @@ export interface ServeConfig {
   replicas: string[][];
   /** Folders slide files must lie in. Default: the working directory. */
   slideRoots: string[];
+  /** DICOMweb service roots new-case series may be read from (config file `dicomWebServers`). Default: none. */
+  dicomWebServers: string[];
   /** API keys; empty: open access, allowed on a loopback host only. */
   keys: ApiKeyEntry[];
   /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
@@ -73,6 +75,7 @@ export const DEFAULT_LIMITS: ServeConfig['limits'] = { bodyBytes: 16 * 2 ** 20, 
 interface ConfigFile {
   keys?: ApiKeyEntry[];
   slideRoots?: string[];
+  dicomWebServers?: string[];
   limits?: Partial<ServeConfig['limits']>;
   rateLimit?: { perMinute?: number };
   deadlineMs?: number;
@@ -93,6 +96,9 @@ export function readConfigFile(path: string): ConfigFile {
     if (typeof key.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(key.sha256)) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].sha256 must be 64 lowercase hex digits (the sha256 of the key, never the key)`);
     if (!Array.isArray(key.datasets) || !key.datasets.every((d) => typeof d === 'string')) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].datasets must be a list of dataset names, or ["*"]`);
     key.admin = key.admin === true;
+  }
+  if (file.dicomWebServers !== undefined && !(Array.isArray(file.dicomWebServers) && file.dicomWebServers.every((url) => typeof url === 'string' && /^https?:\/\//.test(url)))) {
+    throw new TesseraError('INVALID_ARGUMENT', `${path}: dicomWebServers must be a list of http(s) DICOMweb service roots`);
   }
   return { ...file, slideRoots: file.slideRoots?.map((root) => resolve(root)) };
 }
@@ -142,6 +148,7 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     nodes,
     replicas: nodes.map((_, i) => replicas[i] ?? []),
     slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
+    dicomWebServers: (file.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
     keys: file.keys ?? [],
     ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
     modelsDir: flags['models-dir'] ?? defaultModelsDir,

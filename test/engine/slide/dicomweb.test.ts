@@ -5,15 +5,16 @@
  * 5xx, and credentials that never show in an error.
  */
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureDicomWeb, dicomWebSeriesUrl, dicomWebStats, listDicomWebSeries, openSlide } from '../../../engine/index.js';
-import { DICOMIZER_MISSING, convertedSlide, hasDicomizer, type Conversion } from '../../reference/dicomizer.js';
+import { buildConfig, startServer } from '../../../api/index.js';
+import { CONVERSIONS_ROOT, DICOMIZER_MISSING, convertedSlide, hasDicomizer, type Conversion } from '../../reference/dicomizer.js';
 import { ORTHANC_MISSING, hasOrthanc, startOrthanc, type RunningOrthanc } from '../../reference/orthanc.js';
 import { runTessera } from '../../run-cli.js';
-import { SHARED_MISSING, hasSharedData } from '../../shared-data.js';
+import { SHARED_MISSING, SLIDES, hasSharedData } from '../../shared-data.js';
 
 const missing = !hasSharedData ? SHARED_MISSING : !hasDicomizer ? DICOMIZER_MISSING : !hasOrthanc ? ORTHANC_MISSING : '';
 const USER = { name: 'tessera', password: 'not-a-real-secret-4d1f' };
@@ -28,6 +29,7 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
   const folders: string[] = [];
   const seriesOf: string[] = [];
   let study = '';
+  let indexDir = '';
 
   beforeAll(async () => {
     orthanc = await startOrthanc({ user: USER });
@@ -141,6 +143,7 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
     expect(info.code, info.stderr).toBe(0);
     expect(JSON.parse(info.stdout)).toMatchObject({ format: 'dicom', width: 2220, height: 2967 });
     const out = mkdtempSync(join(tmpdir(), 'tessera-dicomweb-'));
+    indexDir = join(out, 'index');
     const region = await runTessera(['region', record?.url as string, '--x', '600', '--y', '800', '--width', '300', '--height', '300', '--out', join(out, 'region.png')], env);
     expect(region.code, region.stderr).toBe(0);
     const tiles = await runTessera(['tiles', record?.url as string, '--mpp', '1', '--min-tissue', '0.5'], env);
@@ -165,6 +168,37 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
       expect(answer.query.mosaicTiles).toBeGreaterThan(0);
       expect(answer.results[0]).toMatchObject({ slideId: seriesOf[1] });
       expect(answer.results[0].score).toBeGreaterThan(0.5);
+    }
+  });
+
+  it('POST /v1/search/slide takes a new case: a file under a slide root or a series on a configured DICOMweb server', async () => {
+    expect(indexDir).not.toBe('');
+    const scratch = mkdtempSync(join(tmpdir(), 'tessera-dicomweb-api-'));
+    const config = join(scratch, 'config.json');
+    writeFileSync(config, JSON.stringify({ dicomWebServers: [orthanc.dicomWeb] }));
+    const server = await startServer(buildConfig({ index: indexDir, port: '0', 'slide-roots': CONVERSIONS_ROOT, 'no-viewer': true, threads: '1', config }, { TESSERA_LOG_LEVEL: 'warn' }, join(scratch, 'models')));
+    const post = async (json: unknown) => {
+      const response = await fetch(`${server.url}/v1/search/slide`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    try {
+      const [query] = await listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[0] as string] });
+      const byFile = await post({ slidePath: folders[0], k: 3 });
+      expect(byFile.status, JSON.stringify(byFile.body)).toBe(200);
+      expect(byFile.body.query).toMatchObject({ newCase: 'file' });
+      expect(byFile.body.query.ms.total).toBeGreaterThan(0);
+      expect(byFile.body.results[0]).toMatchObject({ slideId: seriesOf[1] });
+      const bySeries = await post({ dicomwebSeries: query?.url, k: 3 });
+      expect(bySeries.status, JSON.stringify(bySeries.body)).toBe(200);
+      expect(bySeries.body.results[0]).toMatchObject({ slideId: seriesOf[1] });
+      // Outside the slide roots, or on a server the config does not name: refused.
+      const outside = await post({ slidePath: join(SLIDES, 'CMU-1-Small-Region.svs') });
+      expect(outside).toMatchObject({ status: 403, body: { error: 'SLIDE_ACCESS_DENIED' } });
+      const elsewhere = await post({ dicomwebSeries: (query?.url as string).replace(orthanc.dicomWeb, 'http://127.0.0.1:9/dicom-web') });
+      expect(elsewhere).toMatchObject({ status: 403, body: { error: 'SLIDE_ACCESS_DENIED' } });
+      expect((await post({ slidePath: folders[0], slideId: 'x' })).status).toBe(400);
+    } finally {
+      await server.close();
     }
   });
 });
