@@ -25,6 +25,8 @@ export interface LocalGroupOptions {
   threads?: number;
   /** Folders slide files must lie in; undefined: anywhere. */
   slideRoots?: string[];
+  /** DICOMweb service roots that slides indexed over DICOMweb may be read from. */
+  dicomWebServers?: string[];
 }
 
 /** One opening of the index: records, search threads and slide files. A reload swaps in a new one. */
@@ -197,7 +199,7 @@ async function openGeneration(indexDir: string, options: LocalGroupOptions): Pro
     idleTimeout: Number.POSITIVE_INFINITY,
     workerData: { indexDir, shards: store.shards.map((shard) => shard.index) },
   });
-  const generation: Generation = { store, pool, queue: new SearchQueue(pool, threads, `local shards ${store.shards.map((shard) => shard.index).join(',')}`), slideFiles: new SlideFiles(options.slideRoots) };
+  const generation: Generation = { store, pool, queue: new SearchQueue(pool, threads, `local shards ${store.shards.map((shard) => shard.index).join(',')}`), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
     await Promise.all(Array.from({ length: threads }, () => pool.run({ op: 'ping', delayMs: 50 } satisfies SearchTask)));
   } catch (error) {

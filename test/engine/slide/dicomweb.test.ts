@@ -197,6 +197,10 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
       const elsewhere = await post({ dicomwebSeries: (query?.url as string).replace(orthanc.dicomWeb, 'http://127.0.0.1:9/dicom-web') });
       expect(elsewhere).toMatchObject({ status: 403, body: { error: 'SLIDE_ACCESS_DENIED' } });
       expect((await post({ slidePath: folders[0], slideId: 'x' })).status).toBe(400);
+      // Slides indexed over DICOMweb are served to the viewer from the same server.
+      const thumbnail = await fetch(`${server.url}/v1/slides/${seriesOf[1]}/thumbnail`);
+      expect(thumbnail.status).toBe(200);
+      expect(thumbnail.headers.get('content-type')).toMatch(/^image\//);
     } finally {
       await server.close();
     }
