@@ -36,6 +36,8 @@ export interface ServeConfig {
   replicas: string[][];
   /** Folders slide files must lie in. Default: the working directory. */
   slideRoots: string[];
+  /** DICOMweb service roots new-case series may be read from (config file `dicomWebServers`). Default: none. */
+  dicomWebServers: string[];
   /** API keys; empty: open access, allowed on a loopback host only. */
   keys: ApiKeyEntry[];
   /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
@@ -101,6 +103,7 @@ export const DEFAULT_LIMITS: ServeConfig['limits'] = {
 interface ConfigFile {
   keys?: ApiKeyEntry[];
   slideRoots?: string[];
+  dicomWebServers?: string[];
   limits?: Partial<ServeConfig['limits']>;
   rateLimit?: { perMinute?: number };
   deadlineMs?: number;
@@ -125,6 +128,9 @@ export function readConfigFile(path: string): ConfigFile {
   for (const [name, value] of Object.entries(file.limits ?? {})) {
     if (!(name in DEFAULT_LIMITS)) throw new TesseraError('INVALID_ARGUMENT', `${path}: limits.${name} is not a limit; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
     if (!Number.isInteger(value) || (value as number) < 1) throw new TesseraError('INVALID_ARGUMENT', `${path}: limits.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  if (file.dicomWebServers !== undefined && !(Array.isArray(file.dicomWebServers) && file.dicomWebServers.every((url) => typeof url === 'string' && /^https?:\/\//.test(url)))) {
+    throw new TesseraError('INVALID_ARGUMENT', `${path}: dicomWebServers must be a list of http(s) DICOMweb service roots`);
   }
   return { ...file, slideRoots: file.slideRoots?.map((root) => resolve(root)) };
 }
@@ -174,6 +180,7 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     nodes,
     replicas: nodes.map((_, i) => replicas[i] ?? []),
     slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
+    dicomWebServers: (file.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
     keys: file.keys ?? [],
     ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
     modelsDir: flags['models-dir'] ?? defaultModelsDir,

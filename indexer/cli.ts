@@ -10,7 +10,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { discoverDicomWeb } from './discover.js';
 import { runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -23,8 +24,10 @@ Commands:
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
 
-  index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
+  index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
+  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
@@ -32,6 +35,8 @@ Commands:
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
+  search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
+                                     slides like a new case (not indexed): its mosaic is computed now
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
@@ -46,6 +51,10 @@ Commands:
 
 Models are installed under $TESSERA_HOME/models (default ~/.tessera/models; --models-dir DIR).
 Presets: ${Object.keys(PRESETS).join(', ')}.
+
+A SLIDE is a file, a folder holding one DICOM series, or a DICOMweb series URL
+(http(s)://HOST/ROOT/studies/UID/series/UID). DICOMweb requests carry the Authorization header
+from $TESSERA_DICOMWEB_AUTHORIZATION, or from the file named by $TESSERA_DICOMWEB_AUTHORIZATION_FILE.
 
 Options for region and tiles:
   --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
@@ -99,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   installCrashStep(process.env.TESSERA_CRASH_AT);
   try {
+    configureDicomWebFromEnvironment();
     await command(args);
     return EXIT_OK;
   } catch (error) {
@@ -123,6 +133,20 @@ function installCrashStep(setting: string | undefined): void {
   if (!setting) return;
   const [step = '', skip = '0'] = setting.split('@');
   if (isWriteStep(step)) crashAtStep(step, Number(skip) || 0);
+}
+
+/** The DICOMweb Authorization header: from the environment or a file (never a flag: flags show in `ps`). */
+function configureDicomWebFromEnvironment(): void {
+  const file = process.env.TESSERA_DICOMWEB_AUTHORIZATION_FILE;
+  let authorization = process.env.TESSERA_DICOMWEB_AUTHORIZATION;
+  if (file) {
+    try {
+      authorization = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read TESSERA_DICOMWEB_AUTHORIZATION_FILE: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, { cause: error });
+    }
+  }
+  if (authorization) configureDicomWeb({ authorization });
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
@@ -168,7 +192,10 @@ async function withSlide<T>(path: string, work: (slide: Slide) => Promise<T>): P
 
 async function info(args: string[]): Promise<void> {
   const { positionals } = parse(args, {});
-  await withSlide(singleSlide(positionals), async (slide) => {
+  const path = singleSlide(positionals);
+  await withSlide(path, async (slide) => {
+    const warning = calibrationWarning(slide, path.split('/').pop() ?? path);
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
     const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = slide;
     process.stdout.write(`${JSON.stringify({ format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties }, null, 2)}\n`);
   });
@@ -339,6 +366,9 @@ async function index(args: string[]): Promise<void> {
   const { values } = parse(args, {
     slides: { type: 'string' },
     metadata: { type: 'string' },
+    dicomweb: { type: 'string' },
+    study: { type: 'string', multiple: true },
+    series: { type: 'string', multiple: true },
     tiles: { type: 'string' },
     labels: { type: 'string' },
     out: { type: 'string' },
@@ -352,13 +382,17 @@ async function index(args: string[]): Promise<void> {
     'models-dir': { type: 'string' },
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
-  if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
+  if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
+  if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+  if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
+  const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
   // Indexing decodes JPEG 2000 / JPEG-LS tiles on every core while the model runs.
   configureDecoding({ decodeThreads: availableParallelism() });
   const partition = parsePartition(values.partition);
   const report = await runIndex({
     ...(values.slides ? { slides: values.slides } : {}),
     ...(values.metadata ? { metadata: values.metadata } : {}),
+    ...(items ? { items } : {}),
     ...(values.tiles ? { tiles: values.tiles } : {}),
     ...(values.labels ? { labels: values.labels } : {}),
     out: values.out,
@@ -434,6 +468,9 @@ async function search(args: string[]): Promise<void> {
     ef: { type: 'string' },
     filter: { type: 'string' },
     mode: { type: 'string' },
+    'slide-file': { type: 'string' },
+    'dicomweb-series': { type: 'string' },
+    'slide-mpp': { type: 'string' },
     'include-self': { type: 'boolean' },
     'exclude-own-patient': { type: 'boolean' },
     device: { type: 'string' },
@@ -465,6 +502,17 @@ async function search(args: string[]): Promise<void> {
           process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
         }
       }
+    } else if ((values['slide-file'] || values['dicomweb-series']) && mode === 'slide') {
+      // A new case: its mosaic is computed now, with the index's model and tile grid.
+      const locator = (values['slide-file'] ?? values['dicomweb-series']) as string;
+      if (values['dicomweb-series'] && !isDicomWebSeriesUrl(locator)) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
+      const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
+      const name = locator.split('/').pop() ?? locator;
+      const mosaic = await withSlide(locator, (slide) => newCaseMosaic(slide, name, embedder, { tile: info.tile, ...(slideMpp === undefined ? {} : { slideMpp: [slideMpp, slideMpp] as [number, number] }) }));
+      process.stderr.write(`mosaic of ${name}: ${mosaic.vectors.length} tiles from ${mosaic.embeddedTiles} embedded of ${mosaic.tissueTiles} tissue tiles in ${mosaic.ms.total} ms (grid ${mosaic.ms.grid}, embed ${mosaic.ms.embed}, k-means ${mosaic.ms.mosaic})\n`);
+      const slides = searchSlides(store, mosaic.vectors, { k, ef, filter });
+      const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+      process.stdout.write(`${JSON.stringify({ query: { slide: name, tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms }, results }, null, 2)}\n`);
     } else if (values.slide && mode === 'slide') {
       const record = store.shardFor(values.slide)?.slide(values.slide);
       if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);

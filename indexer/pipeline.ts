@@ -16,6 +16,7 @@ import {
   embedTiles,
   isTesseraError,
   mosaicOf,
+  isDicomWebSeriesUrl,
   openSlide,
   readGridTile,
   resolveModel,
@@ -33,6 +34,8 @@ import { Progress } from './progress.js';
 export interface IndexRunOptions {
   slides?: string;
   metadata?: string;
+  /** Slides found elsewhere (a DICOMweb server's series), indexed instead of --slides/--metadata. */
+  items?: SlideItem[];
   tiles?: string;
   labels?: string;
   out: string;
@@ -75,7 +78,7 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   const model = resolveModel(options.modelId, options.modelsDir);
   const info = createOrCheckIndex(options.out, { shards: options.shards, model: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension }, tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
   const owned = Array.from({ length: info.shards }, (_, shard) => shard).filter((shard) => !options.partition || shard % options.partition.count === options.partition.index);
-  const items: Array<SlideItem | TileItem> = options.tiles ? discoverTiles(options.tiles, options.labels) : discoverSlides(options.slides, options.metadata);
+  const items: Array<SlideItem | TileItem> = options.tiles ? discoverTiles(options.tiles, options.labels) : (options.items ?? discoverSlides(options.slides, options.metadata));
   const idOf = (item: SlideItem | TileItem): string => ('slideId' in item ? item.slideId : item.tileId);
   const mine = items.filter((item) => owned.includes(shardOf(idOf(item), info.shards)));
   const store = IndexStore.open(options.out, { shards: owned });
@@ -190,6 +193,8 @@ async function embedTileImage(item: TileItem, embedder: Embedder): Promise<Embed
 
 /** Size, mtime and a sha256 of the first and last MiB: cheap, and it changes when the content does. */
 export function fingerprintOf(path: string): Fingerprint {
+  // A DICOMweb series is immutable once stored (new pixels get a new series UID): its URL is its identity.
+  if (isDicomWebSeriesUrl(path)) return { size: 0, mtimeMs: 0, hash: createHash('sha256').update(path).digest('hex') };
   const stat = statSync(path);
   if (stat.isDirectory()) return { size: 0, mtimeMs: stat.mtimeMs, hash: createHash('sha256').update(path).digest('hex') };
   const hash = createHash('sha256');
