@@ -22,9 +22,11 @@ export const ERROR_CODES = [
   'DEVICE_UNAVAILABLE',
   'INDEX_NOT_FOUND',
   'INDEX_CORRUPT',
+  'INDEX_OUTDATED',
   'INDEX_WRITE_FAILED',
   'INVALID_ARGUMENT',
   'SHARD_UNAVAILABLE',
+  'SLIDE_SOURCE_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

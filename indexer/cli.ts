@@ -10,7 +10,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { discoverDicomWeb } from './discover.js';
 import { dryRun, runIndex } from './pipeline.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -23,20 +24,25 @@ Commands:
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
 
-  index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
+  index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
         [--read-threads N] [--dry-run]
+  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
-         [-k 10] [--ef 64] [--filter JSON] [--include-self] [--exclude-own-patient]
+         [-k 10] [--ef N] [--filter JSON] [--include-self] [--exclude-own-patient]
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
+  search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
+                                     slides like a new case (not indexed): its mosaic is computed now
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
+  upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
   embed (IMAGE|FOLDER)... [--list FILE] [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
                                      print one JSON line per image with its embedding, as they
@@ -47,6 +53,10 @@ Commands:
 
 Models are installed under $TESSERA_HOME/models (default ~/.tessera/models; --models-dir DIR).
 Presets: ${Object.keys(PRESETS).join(', ')}.
+
+A SLIDE is a file, a folder holding one DICOM series, or a DICOMweb series URL
+(http(s)://HOST/ROOT/studies/UID/series/UID). DICOMweb requests carry the Authorization header
+from $TESSERA_DICOMWEB_AUTHORIZATION, or from the file named by $TESSERA_DICOMWEB_AUTHORIZATION_FILE.
 
 Options for region and tiles:
   --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
@@ -85,7 +95,7 @@ export async function checkInvocation(argv: string[]): Promise<string | null> {
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -98,7 +108,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tessera: unknown command '${name}'\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
+  installCrashStep(process.env.TESSERA_CRASH_AT);
   try {
+    configureDicomWebFromEnvironment();
     await command(args);
     return EXIT_OK;
   } catch (error) {
@@ -113,6 +125,30 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tessera ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return EXIT_FAILED;
   }
+}
+
+/**
+ * Fault-injection tests set TESSERA_CRASH_AT=step[@skip] to make a writer die with SIGKILL at a
+ * named step of the write protocols (engine/index/write-steps.ts). Read once, here.
+ */
+function installCrashStep(setting: string | undefined): void {
+  if (!setting) return;
+  const [step = '', skip = '0'] = setting.split('@');
+  if (isWriteStep(step)) crashAtStep(step, Number(skip) || 0);
+}
+
+/** The DICOMweb Authorization header: from the environment or a file (never a flag: flags show in `ps`). */
+function configureDicomWebFromEnvironment(): void {
+  const file = process.env.TESSERA_DICOMWEB_AUTHORIZATION_FILE;
+  let authorization = process.env.TESSERA_DICOMWEB_AUTHORIZATION;
+  if (file) {
+    try {
+      authorization = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read TESSERA_DICOMWEB_AUTHORIZATION_FILE: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, { cause: error });
+    }
+  }
+  if (authorization) configureDicomWeb({ authorization });
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
@@ -158,7 +194,10 @@ async function withSlide<T>(path: string, work: (slide: Slide) => Promise<T>): P
 
 async function info(args: string[]): Promise<void> {
   const { positionals } = parse(args, {});
-  await withSlide(singleSlide(positionals), async (slide) => {
+  const path = singleSlide(positionals);
+  await withSlide(path, async (slide) => {
+    const warning = calibrationWarning(slide, path.split('/').pop() ?? path);
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
     const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = slide;
     process.stdout.write(`${JSON.stringify({ format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties }, null, 2)}\n`);
   });
@@ -394,6 +433,9 @@ async function index(args: string[]): Promise<void> {
   const { values } = parse(args, {
     slides: { type: 'string' },
     metadata: { type: 'string' },
+    dicomweb: { type: 'string' },
+    study: { type: 'string', multiple: true },
+    series: { type: 'string', multiple: true },
     tiles: { type: 'string' },
     labels: { type: 'string' },
     out: { type: 'string' },
@@ -409,15 +451,19 @@ async function index(args: string[]): Promise<void> {
     'dry-run': { type: 'boolean' },
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
-  if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
+  if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
+  if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+  if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
   const readThreads = numberFlag(values['read-threads'], 'read-threads', availableParallelism());
   if (!Number.isInteger(readThreads) || readThreads < 1 || readThreads > 256) throw new UsageError(`--read-threads must be an integer from 1 to 256, got '${values['read-threads']}'`);
+  const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
   // Indexing decodes JPEG 2000 / JPEG-LS tiles on these threads while the model runs.
   configureDecoding({ decodeThreads: readThreads });
   const partition = parsePartition(values.partition);
   const options = {
     ...(values.slides ? { slides: values.slides } : {}),
     ...(values.metadata ? { metadata: values.metadata } : {}),
+    ...(items ? { items } : {}),
     ...(values.tiles ? { tiles: values.tiles } : {}),
     ...(values.labels ? { labels: values.labels } : {}),
     out: values.out,
@@ -507,6 +553,9 @@ async function search(args: string[]): Promise<void> {
     ef: { type: 'string' },
     filter: { type: 'string' },
     mode: { type: 'string' },
+    'slide-file': { type: 'string' },
+    'dicomweb-series': { type: 'string' },
+    'slide-mpp': { type: 'string' },
     'include-self': { type: 'boolean' },
     'exclude-own-patient': { type: 'boolean' },
     device: { type: 'string' },
@@ -516,7 +565,8 @@ async function search(args: string[]): Promise<void> {
   const mode = values.mode ?? 'region';
   if (mode !== 'region' && mode !== 'slide') throw new UsageError(`--mode must be region or slide, got '${mode}'`);
   const k = kFlag(values.k);
-  const ef = numberFlag(values.ef, 'ef', 64);
+  // No --ef: each segment's ef tuned for recall@10 ≥ 0.95 when it was built.
+  const ef = values.ef === undefined ? undefined : numberFlag(values.ef, 'ef');
   const filter = parseFilter(filterFlag(values.filter));
   const { info, store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
   // A query slide's own patient is excluded on request: other slides of one patient look alike.
@@ -537,6 +587,17 @@ async function search(args: string[]): Promise<void> {
           process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
         }
       }
+    } else if ((values['slide-file'] || values['dicomweb-series']) && mode === 'slide') {
+      // A new case: its mosaic is computed now, with the index's model and tile grid.
+      const locator = (values['slide-file'] ?? values['dicomweb-series']) as string;
+      if (values['dicomweb-series'] && !isDicomWebSeriesUrl(locator)) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
+      const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
+      const name = locator.split('/').pop() ?? locator;
+      const mosaic = await withSlide(locator, (slide) => newCaseMosaic(slide, name, embedder, { tile: info.tile, ...(slideMpp === undefined ? {} : { slideMpp: [slideMpp, slideMpp] as [number, number] }) }));
+      process.stderr.write(`mosaic of ${name}: ${mosaic.vectors.length} tiles from ${mosaic.embeddedTiles} embedded of ${mosaic.tissueTiles} tissue tiles in ${mosaic.ms.total} ms (grid ${mosaic.ms.grid}, embed ${mosaic.ms.embed}, k-means ${mosaic.ms.mosaic})\n`);
+      const slides = searchSlides(store, mosaic.vectors, { k, ef, filter });
+      const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+      process.stdout.write(`${JSON.stringify({ query: { slide: name, tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms }, results }, null, 2)}\n`);
     } else if (values.slide && mode === 'slide') {
       const record = store.shardFor(values.slide)?.slide(values.slide);
       if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
@@ -582,11 +643,21 @@ async function verify(args: string[]): Promise<void> {
   const { values } = parse(args, { index: { type: 'string' } });
   if (!values.index) throw new UsageError('--index INDEX is required');
   const info = readIndexInfo(values.index);
-  const store = IndexStore.open(values.index, { readOnly: true });
+  const store = IndexStore.open(values.index, { readOnly: true, graph: false });
   try {
     const problems = store.shards.flatMap((shard) => shard.verify());
     const missing = info.shards - store.shards.length;
-    for (const shard of store.shards) process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles\n`);
+    for (const shard of store.shards) {
+      const { tail } = shard;
+      process.stdout.write(`shard ${shard.index}: ${shard.slideCount} slides, ${shard.tileCount} tiles; ${shard.segments.length} segments, ${shard.tombstoneCount} tombstones, tail of ${tail.endLabel - tail.firstLabel} labels\n`);
+      for (const ref of shard.segments) {
+        const tuned = ref.tuned ? `default ef ${ref.tuned.ef}: recall@10 ${ref.tuned.recall10.toFixed(3)} measured at build (target ${ref.tuned.target})` : 'no measured ef (adopted from format 1): ef 64';
+        process.stdout.write(`  segment ${ref.file}: ${ref.vectors} vectors, labels ${ref.firstLabel}–${ref.endLabel - 1}, ${tuned}\n`);
+      }
+      const orphans = shard.orphanFiles();
+      if (shard.manifestLag() > 0) process.stdout.write(`note: shard ${shard.index}'s manifest.json is ${shard.manifestLag()} commit(s) behind its commit point (a writer stopped between the two); the next writer rewrites it\n`);
+      if (orphans.length > 0) process.stdout.write(`note: shard ${shard.index} has ${orphans.length} file(s) no commit lists, left by an interrupted segment build; the next writer removes them\n`);
+    }
     if (missing > 0) process.stdout.write(`${missing} of ${info.shards} shards are not on this machine (built by other partitions?)\n`);
     if (problems.length > 0) {
       for (const problem of problems) process.stdout.write(`problem: ${problem}\n`);
@@ -596,6 +667,16 @@ async function verify(args: string[]): Promise<void> {
   } finally {
     await store.close();
   }
+}
+
+async function upgrade(args: string[]): Promise<void> {
+  const { values } = parse(args, { index: { type: 'string' } });
+  if (!values.index) throw new UsageError('--index INDEX is required');
+  const report = await upgradeIndex(values.index, shardDir);
+  for (const shard of report.shards) {
+    process.stdout.write(shard.alreadyCurrent ? `shard ${shard.shard}: already current\n` : `shard ${shard.shard}: ${shard.tiles} tiles, ${shard.tombstones} tombstones, graph kept as its first segment (${shard.segmentBytes} bytes)\n`);
+  }
+  process.stdout.write(`ok: ${values.index} is in the current format (was format ${report.from})\n`);
 }
 
 async function deleteSlide(args: string[]): Promise<void> {
@@ -649,7 +730,7 @@ async function hardNegativesCommand(args: string[]): Promise<void> {
       const vectors = await embedder.embed(images.filter((image): image is RgbImage => image !== null));
       let next = 0;
       const queries = images.map((image, i) => (image ? { vector: vectors[next++] as Float32Array, label: chunk[i]?.label ?? '' } : null));
-      const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ef: numberFlag(values.ef, 'ef', 64), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
+      const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ...(values.ef === undefined ? {} : { ef: numberFlag(values.ef, 'ef') }), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
       for (const [i, query] of queries.entries()) {
         const row = chunk[i] ?? {};
         const error = errors[i];

@@ -19,6 +19,7 @@ import {
   embedTiles,
   isTesseraError,
   mosaicOf,
+  isDicomWebSeriesUrl,
   openSlide,
   readGridTile,
   readIndexInfo,
@@ -39,12 +40,6 @@ import {
 import { discoverSlides, discoverTiles, type SlideItem, type TileItem } from './discover.js';
 import { Progress } from './progress.js';
 
-/** Below this many tiles a shard commits after every slide. */
-const SMALL_SHARD_TILES = 200_000;
-/** Above it, commit after this many new tiles… */
-const COMMIT_TILES = 50_000;
-/** …or this many seconds, whichever comes first. */
-const COMMIT_SECONDS = 60;
 /** Tile images (one tile each) commit in groups of this many tiles… */
 const LIBRARY_COMMIT_TILES = 2048;
 /** …or after this many seconds. */
@@ -57,6 +52,8 @@ const MOSAIC_ON_WORKER_TILES = 256;
 export interface IndexRunOptions {
   slides?: string;
   metadata?: string;
+  /** Slides found elsewhere (a DICOMweb server's series), indexed instead of --slides/--metadata. */
+  items?: SlideItem[];
   tiles?: string;
   labels?: string;
   out: string;
@@ -173,18 +170,19 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     // A few hundred tiles cluster in milliseconds: only larger slides are worth the hand-off.
     const mosaic = tiles.length > MOSAIC_ON_WORKER_TILES ? ((await mosaics.run({ vectors: packed, dimension }, { transferList: [packed.buffer] })) as number[]) : mosaicOf(tiles.map((tile) => tile.vector));
     const { item } = job;
-    shard.putSlide({ slideId: asSlideId(job.slideId), path: item.path, metadata: item.metadata, fingerprint: job.fingerprint as Fingerprint, mppSupplied: job.mppSupplied, mpp: job.mpp, width: job.width, height: job.height, indexedAt: new Date().toISOString() }, tiles, mosaic, { defer: true });
-    // Commit per slide while shards are small; once rewriting the graph file costs more
-    // than a few seconds, commit every COMMIT_TILES tiles or COMMIT_SECONDS instead. A tile
-    // library's items are one tile each: a commit per image rewrote the graph file once per tile
-    // (1,890 LC25000 tiles: 30 tiles/s), so they commit every LIBRARY_COMMIT_TILES or seconds.
-    const sinceFlushMs = Date.now() - (lastFlush.get(shard.index) ?? 0);
-    const due = options.tiles
-      ? shard.pendingTiles >= LIBRARY_COMMIT_TILES || sinceFlushMs > LIBRARY_COMMIT_SECONDS * 1000
-      : shard.tileCount < SMALL_SHARD_TILES || shard.pendingTiles >= COMMIT_TILES || sinceFlushMs > COMMIT_SECONDS * 1000;
-    if (due) {
-      shard.flush();
-      lastFlush.set(shard.index, Date.now());
+    const record = { slideId: asSlideId(job.slideId), path: item.path, metadata: item.metadata, fingerprint: job.fingerprint as Fingerprint, mppSupplied: job.mppSupplied, mpp: job.mpp, width: job.width, height: job.height, indexedAt: new Date().toISOString() };
+    // One commit per slide: it writes the slide's records and vectors, not the shard, so it
+    // costs the same at any shard size; segment builds run on a builder thread meanwhile. A tile
+    // library's items are one tile each: they commit in groups of LIBRARY_COMMIT_TILES or every
+    // LIBRARY_COMMIT_SECONDS, so a run does not pay one LMDB transaction per image.
+    if (!options.tiles) {
+      shard.putSlide(record, tiles, mosaic);
+    } else {
+      shard.putSlide(record, tiles, mosaic, { defer: true });
+      if (shard.pendingTiles >= LIBRARY_COMMIT_TILES || Date.now() - (lastFlush.get(shard.index) ?? 0) > LIBRARY_COMMIT_SECONDS * 1000) {
+        shard.flush();
+        lastFlush.set(shard.index, Date.now());
+      }
     }
     report.slides.indexed++;
     report.tiles += tiles.length;
@@ -233,9 +231,9 @@ function ownedShards(shards: number, partition: IndexRunOptions['partition']): n
   return Array.from({ length: shards }, (_, shard) => shard).filter((shard) => !partition || shard % partition.count === partition.index);
 }
 
-function itemsOf(options: Pick<IndexRunOptions, 'tiles' | 'labels' | 'slides' | 'metadata' | 'partition'>, shards: number): { items: Array<SlideItem | TileItem>; mine: Array<SlideItem | TileItem> } {
+function itemsOf(options: Pick<IndexRunOptions, 'tiles' | 'labels' | 'slides' | 'metadata' | 'items' | 'partition'>, shards: number): { items: Array<SlideItem | TileItem>; mine: Array<SlideItem | TileItem> } {
   const owned = new Set(ownedShards(shards, options.partition));
-  const items: Array<SlideItem | TileItem> = options.tiles ? discoverTiles(options.tiles, options.labels) : discoverSlides(options.slides, options.metadata);
+  const items: Array<SlideItem | TileItem> = options.tiles ? discoverTiles(options.tiles, options.labels) : (options.items ?? discoverSlides(options.slides, options.metadata));
   return { items, mine: items.filter((item) => owned.has(shardOf(idOf(item), shards))) };
 }
 
@@ -386,6 +384,8 @@ async function readStreamTile(ref: StreamTile): Promise<RgbImage> {
 
 /** Size, mtime and a sha256 of the first and last MiB: cheap, and it changes when the content does. */
 export function fingerprintOf(path: string): Fingerprint {
+  // A DICOMweb series is immutable once stored (new pixels get a new series UID): its URL is its identity.
+  if (isDicomWebSeriesUrl(path)) return { size: 0, mtimeMs: 0, hash: createHash('sha256').update(path).digest('hex') };
   const stat = statSync(path);
   if (stat.isDirectory()) return { size: 0, mtimeMs: stat.mtimeMs, hash: createHash('sha256').update(path).digest('hex') };
   const hash = createHash('sha256');
@@ -479,8 +479,7 @@ export async function dryRun(options: IndexRunOptions): Promise<DryRunReport> {
 /**
  * Bytes one tile adds to a shard: its vector twice (the LMDB commit point keeps each committed
  * vector, the HNSW segment its own copy), the graph's level-0 links (2·M + a count) and about
- * 200 bytes of tile record. A shard of today's format, which keeps vectors only in the graph,
- * measured 5.3 KB of graph and 1.4 KB of LMDB a 1280-d tile: this errs high by a fifth.
+ * 200 bytes of tile record. Merges rewrite segments, so a shard briefly needs more while one runs.
  */
 function bytesPerTile(dimension: number, M: number): number {
   return 2 * dimension * 4 + (2 * M + 1) * 4 + 200;

@@ -11,6 +11,8 @@
  *                indexes and ground truth are cached in .cache/bench (a 1M build takes ~20 min here)
  *   filtered     LocalShard search at 50%, 5% and 0.1% filter selectivity: latency and recall
  *   quality      precision@1, majority vote@5, mAP@5 on LC25000 (group-aware) and Kather
+ *   growth       how a shard's costs grow with it: per-commit time and bytes early vs late, total
+ *                vs one bulk build, a shard past 2.5 GiB, a 1M-tile shard served (see growth.ts)
  * Writes benchmarks/results/index-<time>.json.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,10 +24,11 @@ import { pino } from 'pino';
 import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_TILE_SPEC, Embedder, IndexStore, PreprocessPool, asSlideId, configureDecoding, createOrCheckIndex, openSlide, parseDevice, parseFilter, readGridTile, resolveModel, slideMppOf, tileCache, tileGrid } from '../../engine/index.js';
 import { runIndex } from '../../indexer/pipeline.js';
 import { ensureSyntheticSlide } from '../slides/synthetic-slide.js';
+import { incrementalGrowth, largeShard, servingShard } from './growth.js';
 import { PROJECT_ROOT, SLIDES, SYSTEM_PYTHON, TILES, hasSharedData } from '../../test/shared-data.js';
 
 const { HierarchicalNSW } = hnswlib;
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'indexing,ann-real,ann-synthetic,filtered,quality').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'indexing,ann-real,ann-synthetic,filtered,quality,growth').split(','));
 const ANN_N = Number(process.env.BENCH_ANN_N ?? 1_000_000);
 // FAISS 1.7.3 from Debian builds HNSW slowly here (57 s for 20k vectors on 2 threads): above this
 // size only its exact ground truth is used unless BENCH_FAISS_MAX_N says otherwise.
@@ -443,6 +446,16 @@ if (SECTIONS.has('quality')) {
     console.log(`  ${name.padEnd(26)} ${q.queries} queries: precision@1 ${q.precisionAt1.toFixed(3)}, majority vote@5 ${q.majorityVoteAt5.toFixed(3)}, mAP@5 ${q.mapAt5.toFixed(3)}`);
   }
   results.quality = { lc25000: lungQuality, kather: katherQuality };
+}
+
+// ── growth ──────────────────────────────────────────────────────────────────────────────────
+if (SECTIONS.has('growth')) {
+  const parts = new Set((process.env.BENCH_GROWTH_PARTS ?? 'incremental,large,serving').split(','));
+  const growth: Record<string, unknown> = {};
+  if (parts.has('incremental')) growth.incremental = await incrementalGrowth(Number(process.env.BENCH_GROWTH_SLIDES ?? 2000));
+  if (parts.has('large')) growth.large = await largeShard(Number(process.env.BENCH_GROWTH_LARGE ?? 550_000));
+  if (parts.has('serving')) growth.serving = await servingShard(Number(process.env.BENCH_GROWTH_SERVE_N ?? 1_000_000), CACHE);
+  results.growth = growth;
 }
 
 const resultsDir = join(PROJECT_ROOT, 'benchmarks', 'results');

@@ -1,14 +1,15 @@
 /**
- * LocalShardGroup: shards of an index on this machine. Records and metadata live on the calling
- * thread (opened without their graphs); searches run on a pool of worker threads that each hold
- * the shards with their graphs, so a slow search never blocks the event loop and every core
- * searches. All of it is one "generation" of the index: a reload opens the next and swaps it in.
+ * LocalShardGroup: shards of an index on this machine. Records, metadata and stored vectors are
+ * read on the calling thread (LMDB, opened without graphs); searches run on search threads, each
+ * holding a disjoint share of the shards' segments (planParts), so every graph is in memory once
+ * whatever the thread count. A search goes to every thread holding a part and their hits are
+ * merged. All of it is one "generation" of the index: a reload opens the next and swaps it in.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { TesseraError } from '../errors.js';
-import { datasetOf, IndexStore, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
+import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
 import { SearchQueue } from './search-queue.js';
@@ -25,15 +26,21 @@ export interface LocalGroupOptions {
   threads?: number;
   /** Folders slide files must lie in; undefined: anywhere. */
   slideRoots?: string[];
+  /** DICOMweb service roots that slides indexed over DICOMweb may be read from. */
+  dicomWebServers?: string[];
 }
 
 /** One opening of the index: records, search threads and slide files. A reload swaps in a new one. */
 interface Generation {
   store: IndexStore;
-  pool: Piscina;
-  queue: SearchQueue;
+  /** One pool of one thread per share of the parts; threads that were given no part are not started. */
+  pools: Piscina[];
+  queues: SearchQueue[];
   slideFiles: SlideFiles;
 }
+
+/** Opening a generation again when a merge replaced segments between planning and loading them. */
+const OPEN_ATTEMPTS = 3;
 
 /** How long a replaced generation stays open for requests that started on it (beyond any deadline). */
 const RETIRE_GRACE_MS = 5000;
@@ -97,17 +104,24 @@ export class LocalShardGroup implements ShardGroup {
   }
 
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
-    const { store, queue } = this.current;
+    const { store, queues } = this.current;
     const dimension = store.info.model.dimension;
-    if (queries.length === 0) return { hits: [], shardMs: {} };
-    const flat = new Float32Array(queries.length * dimension);
-    queries.forEach((query, i) => flat.set(query, i * dimension));
-    return queue.run<GroupSearchResult>({ op: 'search', queries: flat, dimension, request }, deadline);
+    if (queries.length === 0 || queues.length === 0) return { hits: queries.map(() => []), shardMs: {} };
+    const answers = await Promise.all(
+      queues.map((queue) => {
+        const flat = new Float32Array(queries.length * dimension);
+        queries.forEach((query, i) => flat.set(query, i * dimension));
+        return queue.run<GroupSearchResult>({ op: 'search', queries: flat, dimension, request }, deadline);
+      }),
+    );
+    if (answers.length === 1) return answers[0] as GroupSearchResult;
+    const shardMs: Record<number, number> = {};
+    for (const answer of answers) for (const [shard, ms] of Object.entries(answer.shardMs)) shardMs[Number(shard)] = (shardMs[Number(shard)] ?? 0) + ms;
+    return { hits: queries.map((_, i) => mergeHits(answers.map((answer) => answer.hits[i] ?? []), request.k)), shardMs };
   }
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
-    const generation = this.current;
-    const found = recordIn(generation.store, slideId, datasets);
+    const found = recordIn(this.current.store, slideId, datasets);
     if (!found) return null;
     const { shard, record } = found;
     let labels: Label[];
@@ -117,17 +131,13 @@ export class LocalShardGroup implements ShardGroup {
       if (label === undefined) return null;
       labels = [label];
     }
-    const dimension = generation.store.info.model.dimension;
-    const flat = await generation.queue.run<Float32Array>({ op: 'vectors', shard: shard.index, labels });
-    return labels.map((_, i) => flat.slice(i * dimension, (i + 1) * dimension));
+    // Stored vectors come from the commit point (LMDB): no search thread needed.
+    return labels.map((label) => shard.vector(label));
   }
 
   async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {
-    const { store, queue } = this.current;
-    const found = recordIn(store, slideId, request.datasets ?? null);
-    const label = found?.shard.tileAt(slideId, rect);
-    if (!found || label === undefined) return null;
-    return queue.run<GroupSearchResult | null>({ op: 'searchStored', shard: found.shard.index, label, request });
+    const vectors = await this.storedVectors(slideId, { rect }, request.datasets ?? null);
+    return vectors ? this.search(vectors, request) : null;
   }
 
   async slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
@@ -188,21 +198,39 @@ function recordIn(store: IndexStore, slideId: string, datasets: string[] | null)
 }
 
 async function openGeneration(indexDir: string, options: LocalGroupOptions): Promise<Generation> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openGenerationOnce(indexDir, options);
+    } catch (error) {
+      // A writer merged segments between this thread's plan and a search thread's load: plan again.
+      if (attempt >= OPEN_ATTEMPTS || !(error instanceof TesseraError && error.transient)) throw error;
+    }
+  }
+}
+
+async function openGenerationOnce(indexDir: string, options: LocalGroupOptions): Promise<Generation> {
   const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
   const threads = options.threads ?? availableParallelism();
-  const pool = new Piscina({
-    filename: WORKER,
-    minThreads: threads,
-    maxThreads: threads,
-    idleTimeout: Number.POSITIVE_INFINITY,
-    workerData: { indexDir, shards: store.shards.map((shard) => shard.index) },
-  });
-  const generation: Generation = { store, pool, queue: new SearchQueue(pool, threads, `local shards ${store.shards.map((shard) => shard.index).join(',')}`), slideFiles: new SlideFiles(options.slideRoots) };
+  const shards = store.shards.map((shard) => shard.index);
+  const plans = planParts(store.shards, threads).filter((plan) => plan.size > 0);
+  const pools = plans.map(
+    (plan) =>
+      new Piscina({
+        filename: WORKER,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Number.POSITIVE_INFINITY,
+        workerData: { indexDir, shards: [...plan.keys()], parts: [...plan.entries()] },
+      }),
+  );
+  const describe = `local shards ${shards.join(',')}`;
+  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
-    await Promise.all(Array.from({ length: threads }, () => pool.run({ op: 'ping', delayMs: 50 } satisfies SearchTask)));
+    await Promise.all(pools.map((pool) => pool.run({ op: 'ping', delayMs: 0 } satisfies SearchTask)));
   } catch (error) {
     await closeGeneration(generation);
-    throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error });
+    const transient = error instanceof Error && /segments .* were asked for/.test(error.message);
+    throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error, transient });
   }
   return generation;
 }
@@ -210,8 +238,8 @@ async function openGeneration(indexDir: string, options: LocalGroupOptions): Pro
 async function closeGeneration(generation: Generation): Promise<void> {
   // Waiting searches are failed; running ones finish first: a thread terminated inside hnswlib's
   // searchKnn aborts the whole process instead of exiting.
-  await generation.queue.close();
-  await generation.pool.destroy();
+  await Promise.all(generation.queues.map((queue) => queue.close()));
+  await Promise.all(generation.pools.map((pool) => pool.destroy()));
   await generation.slideFiles.close();
   await generation.store.close();
 }

@@ -1,16 +1,15 @@
 /**
- * What a search thread does with a task: search its shards, or copy vectors out of them. Tasks
- * come in batches (SearchQueue); answers go back by structured clone.
+ * What a search thread does with a task: search the parts of the group's shards it holds (some
+ * segments, perhaps a tail; see planParts). Every part is held by exactly one thread of a node,
+ * so a graph is in memory once however many threads search. Tasks come in batches
+ * (SearchQueue); answers go back by structured clone.
  */
 import { TesseraError, type ErrorCode } from '../errors.js';
-import { IndexStore, mergeHits, parseFilter, type Label, type TileHit } from '../index/index.js';
+import { IndexStore, mergeHits, parseFilter, type PartSelection, type TileHit } from '../index/index.js';
 import type { ScopedSearch } from './shard-group.js';
 
 /** What one request asks of a search thread. */
-export type SearchJob =
-  | { op: 'search'; queries: Float32Array; dimension: number; request: ScopedSearch }
-  | { op: 'vectors'; shard: number; labels: Label[] }
-  | { op: 'searchStored'; shard: number; label: Label; request: ScopedSearch };
+export type SearchJob = { op: 'search'; queries: Float32Array; dimension: number; request: ScopedSearch };
 
 export type SearchTask =
   | { op: 'ping'; delayMs: number }
@@ -24,8 +23,10 @@ export interface SearchTasks {
   run(task: SearchTask): unknown;
 }
 
-export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks {
-  const store = IndexStore.open(indexDir, { readOnly: true, shards });
+/** Opens the thread's parts: `parts` as [shard, selection] pairs (what planParts gave this thread). */
+export function openSearchTasks(indexDir: string, shards: number[], parts: Array<[number, PartSelection]>): SearchTasks {
+  const store = IndexStore.open(indexDir, { readOnly: true, shards, parts: new Map(parts) });
+  for (const shard of store.shards) shard.preload();
   return {
     async run(task: SearchTask) {
       if (task.op === 'ping') {
@@ -38,7 +39,7 @@ export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks
         // A job whose caller has given up is skipped: its answer would be dropped anyway.
         if (deadline !== null && Date.now() > deadline) return { error: { code: 'SHARD_UNAVAILABLE', message: 'missed the deadline', transient: true } };
         try {
-          return { value: answer(store, job) };
+          return { value: searchAll(store, job.queries, job.dimension, job.request) };
         } catch (error) {
           return { error: error instanceof TesseraError ? { code: error.code, message: error.message, transient: error.transient } : { code: null, message: (error as Error).message, transient: false } };
         }
@@ -47,26 +48,7 @@ export function openSearchTasks(indexDir: string, shards: number[]): SearchTasks
   };
 }
 
-function answer(store: IndexStore, task: SearchJob): unknown {
-  switch (task.op) {
-    case 'search':
-      return searchAll(store, task.queries, task.dimension, task.request);
-    case 'searchStored': {
-      // A tile reference in one hand-off: its stored vector, then the search with it.
-      const vector = store.shards.find((candidate) => candidate.index === task.shard)?.vector(task.label);
-      return vector ? searchAll(store, vector, vector.length, task.request) : null;
-    }
-    case 'vectors': {
-      const shard = store.shards.find((candidate) => candidate.index === task.shard);
-      const dimension = store.info.model.dimension;
-      const vectors = new Float32Array(task.labels.length * dimension);
-      task.labels.forEach((label, i) => vectors.set(shard?.vector(label) ?? new Float32Array(dimension), i * dimension));
-      return vectors;
-    }
-  }
-}
-
-/** Each query's hits across the thread's shards, and the time each shard took (ms, all queries). */
+/** Each query's hits across the thread's parts, and the time each shard took (ms, all queries). */
 function searchAll(store: IndexStore, flat: Float32Array, dimension: number, request: ScopedSearch): { hits: TileHit[][]; shardMs: Record<number, number> } {
   const options = {
     k: request.k,

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
-import { LocalShard, type SearchOptions } from './local-shard.js';
+import { LocalShard, type PartSelection } from './local-shard.js';
+import type { MergePolicy } from './merge-policy.js';
+import type { SearchOptions } from './shard-search.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type ModelRef, type TileHit } from './types.js';
 
 export interface CreateIndexOptions {
@@ -100,8 +102,11 @@ export class IndexStore {
    * Opens the listed shards (default: all of them when writable; those present when read-only).
    * `graph: false` opens records and metadata only (see LocalShard.open).
    */
-  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean } = {}): IndexStore {
+  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean; parts?: ReadonlyMap<number, PartSelection>; policy?: MergePolicy } = {}): IndexStore {
     const info = readIndexInfo(indexDir);
+    if (info.formatVersion !== INDEX_FORMAT_VERSION) {
+      throw new TesseraError('INDEX_OUTDATED', `${indexDir} is in index format ${info.formatVersion}, this Tessera reads format ${INDEX_FORMAT_VERSION}: convert it with \`tessera upgrade --index ${indexDir}\``);
+    }
     const expected = options.expectModel;
     if (expected && (expected.id !== info.model.id || expected.version !== info.model.version || expected.dimension !== info.model.dimension)) {
       throw new TesseraError('MODEL_MISMATCH', `${indexDir} was built with model ${info.model.id} ${info.model.version} (${info.model.dimension}-d); the query uses ${expected.id} ${expected.version}`);
@@ -112,7 +117,10 @@ export class IndexStore {
     if (unknown.length > 0) throw new TesseraError('INVALID_ARGUMENT', `${indexDir} has shards 0 to ${info.shards - 1}; there is no shard ${unknown.join(', ')}`);
     const shards: LocalShard[] = [];
     try {
-      for (const shard of wanted) shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true }));
+      for (const shard of wanted) {
+        const parts = options.parts?.get(shard) ?? (options.parts ? { segments: [], tail: null } : undefined);
+        shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true, ...(parts ? { parts } : {}), ...(options.policy ? { policy: options.policy } : {}) }));
+      }
     } catch (error) {
       for (const shard of shards) void shard.close();
       throw error;

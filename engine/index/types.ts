@@ -8,7 +8,11 @@ export const asSlideId = (value: string): SlideId => value as SlideId;
 /** hnswlib's vector id: a tile's number inside its shard. Never reused after a delete. */
 export type Label = number;
 
-export const INDEX_FORMAT_VERSION = 1;
+/**
+ * 2: LMDB commit point holding every committed vector, immutable HNSW segment files.
+ * 1: one hnsw.bin rewritten at every commit (converted by `tessera upgrade`).
+ */
+export const INDEX_FORMAT_VERSION = 2;
 
 export interface ModelRef {
   id: string;
@@ -69,16 +73,46 @@ export interface SlideRecord {
   indexedAt: string;
 }
 
-/** manifest.json of a shard: rewritten at every commit. */
+/**
+ * An immutable HNSW graph file of a shard. It holds the vectors of the labels in [firstLabel,
+ * endLabel) that were live when it was built; labels deleted since are tombstones.
+ */
+export interface SegmentRef {
+  /** Increases with every segment the shard writes; names the file. */
+  id: number;
+  /** File name inside the shard's segments/ folder. */
+  file: string;
+  firstLabel: Label;
+  /** One past the last label it covers. */
+  endLabel: Label;
+  /** Vectors in the file (live when it was built). */
+  vectors: number;
+  bytes: number;
+  /** sha256 of the file, computed as it was written. */
+  sha256: string;
+  /** The commit that made it live. */
+  commit: number;
+  /**
+   * The smallest ef at which this graph reached the target recall@10 on a sample of its own
+   * vectors (perturbed) against exact search when it was built, and the recall measured there.
+   * Searches use it unless a request names an ef. Absent in segments adopted from format 1.
+   */
+  tuned?: { ef: number; recall10: number; target: number };
+}
+
+/**
+ * manifest.json of a shard: a readable copy of the commit point, rewritten after every commit.
+ * LMDB is authoritative: a crash between the two leaves an old manifest that the next writer
+ * rewrites and `verify` reports.
+ */
 export interface ShardManifest {
   formatVersion: number;
   shard: number;
   model: ModelRef;
   metric: 'cosine';
   hnsw: { M: number; efConstruction: number };
-  counts: { slides: number; tiles: number; deleted: number; capacity: number };
-  /** sha256 of hnsw.bin as committed. */
-  checksums: { hnsw: string };
+  counts: { slides: number; tiles: number; tombstones: number; segmented: number; tail: number };
+  segments: SegmentRef[];
   /** Increases at every commit. */
   commit: number;
   committedAt: string;

@@ -80,7 +80,7 @@ describe('slide search and hard negatives', () => {
     await store.close();
   });
 
-  it('commits deferred slides only on flush: a crash before it loses them, never a committed one', async () => {
+  it('commits deferred slides with the next flush, and only then searches them', async () => {
     const store = buildIndex(1);
     const dir = store.dir;
     addSlide(store, 'committed', around(tissue(0), 5, random), {});
@@ -93,10 +93,16 @@ describe('slide search and hard negatives', () => {
       { defer: true },
     );
     expect(shard.pendingTiles).toBe(5);
+    expect(store.search(vectors[0]!, { k: 1 })[0]!.tile.slideId).toBe('committed');
+    const untouched = IndexStore.open(dir, { readOnly: true });
+    expect(untouched.shards[0]!.slideIds()).toEqual(['committed']);
+    await untouched.close();
+    shard.flush();
+    expect(shard.pendingTiles).toBe(0);
     expect(store.search(vectors[0]!, { k: 1 })[0]!.tile.slideId).toBe('deferred');
-    await store.close(); // no flush: as if the process died here
+    await store.close();
     const reopened = IndexStore.open(dir);
-    expect(reopened.shards[0]!.slideIds()).toEqual(['committed']);
+    expect(reopened.shards[0]!.slideIds().sort()).toEqual(['committed', 'deferred']);
     expect(reopened.shards[0]!.verify()).toEqual([]);
     await reopened.close();
   });

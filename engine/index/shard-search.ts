@@ -1,0 +1,252 @@
+/**
+ * How a shard answers a search over the parts of it this thread holds: some segments (hnswlib
+ * graphs, tombstones marked deleted in memory) and perhaps the tail (tiles committed after the
+ * newest segment, scanned exactly). Each part returns its best k; the parts' hits are merged.
+ *
+ * Filters and dataset scopes admit a set of labels, computed once per distinct filter and cached:
+ * few admitted tiles are scanned exactly; otherwise each graph is walked with the admission as a
+ * callback. Exclusions (the query's own slide or patient) change with every query and are checked
+ * per visited tile.
+ */
+import { datasetOf, EMPTY_FILTER, matches, type Filter } from './filter.js';
+import type { TileCatalogue } from './catalogue.js';
+import type { Graph } from './segment-file.js';
+import type { ShardStore } from './shard-store.js';
+import type { Label, SegmentRef, SlideId, TileHit, TileRecord } from './types.js';
+
+/** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
+export const EXACT_SCAN_LIMIT = 1024;
+/** Extra neighbours fetched when a search excludes slides, before falling back to a filtered walk. */
+const EXCLUSION_OVERFETCH = 16;
+/** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
+const ADMISSION_CACHE_SIZE = 16;
+export const DEFAULT_EF = 64;
+
+export interface SearchOptions {
+  k: number;
+  ef?: number;
+  filter?: Filter;
+  /** Slides whose tiles never come back (the query's own slide, say). */
+  excludeSlides?: ReadonlySet<string>;
+  /** Patients whose slides never come back (metadata field `patient_id`). */
+  excludePatients?: ReadonlySet<string>;
+  /**
+   * The datasets a caller may see (an API key's scope): tiles of other slides never come back and
+   * are never counted. Absent: every dataset. A slide's dataset is `datasetOf(its metadata)`.
+   */
+  datasets?: ReadonlySet<string>;
+}
+
+export interface LoadedSegment {
+  ref: SegmentRef;
+  graph: Graph;
+  /** Vectors not tombstoned. */
+  live: number;
+}
+
+/** Tail vectors held for exact scans: labels ascending, vectors back to back. */
+export interface TailBlock {
+  firstLabel: Label;
+  endLabel: Label;
+  labels: Uint32Array;
+  vectors: Float32Array;
+}
+
+/** The parts of a shard one thread searches. */
+export interface SearchParts {
+  segments: LoadedSegment[];
+  tail: TailBlock | null;
+}
+
+interface Admission {
+  bitmap: Uint8Array;
+  /** Admitted labels in the parts held here. */
+  count: number;
+  few: { labels: Label[]; vectors: Float32Array } | null;
+}
+
+interface Scored {
+  labels: Label[];
+  distances: number[];
+}
+
+export class ShardSearcher {
+  private readonly admissions = new Map<string, Admission>();
+
+  constructor(
+    private readonly shard: number,
+    private readonly dimension: number,
+    private readonly catalogue: TileCatalogue,
+    private readonly store: ShardStore,
+    private readonly parts: () => SearchParts,
+  ) {}
+
+  /** Forgets cached admissions: the records changed. */
+  invalidate(): void {
+    this.admissions.clear();
+  }
+
+  /** The k tiles nearest to `query` (a unit vector) that pass the filter and exclusions, best first. */
+  search(query: Float32Array, options: SearchOptions): TileHit[] {
+    const { k } = options;
+    if (k <= 0 || this.catalogue.tileCount === 0) return [];
+    const parts = this.parts();
+    if (parts.segments.length === 0 && !parts.tail) return [];
+    const filter = options.filter ?? EMPTY_FILTER;
+    const excluded = this.excludedOrdinals(options);
+    const allowed = excluded.size === 0 ? null : (label: number) => !excluded.has(this.catalogue.slideOrdinalOf(label));
+    // Without an ef, each segment is searched at the ef it was tuned to for the target recall.
+    const efOf = (segment: LoadedSegment) => options.ef ?? segment.ref.tuned?.ef ?? DEFAULT_EF;
+    const vector = Array.from(query);
+    const lists: Scored[] = [];
+    if (filter.conditions.length === 0 && options.datasets === undefined) {
+      for (const segment of parts.segments) lists.push(searchGraph(segment, vector, k, efOf(segment), allowed));
+      if (parts.tail) lists.push(scanTail(parts.tail, query, k, (label) => this.catalogue.isLive(label) && (!allowed || allowed(label))));
+    } else {
+      const admission = this.admission(filter, options, parts);
+      if (admission.count === 0) return [];
+      if (admission.few) lists.push(exactScan(query, admission.few.labels, admission.few.vectors, k, allowed));
+      else {
+        const { bitmap } = admission;
+        const admitted = allowed ? (label: number) => bitmap[label] === 1 && allowed(label) : (label: number) => bitmap[label] === 1;
+        for (const segment of parts.segments) lists.push(searchGraphFiltered(segment, vector, k, efOf(segment), admitted));
+        if (parts.tail) lists.push(scanTail(parts.tail, query, k, admitted));
+      }
+    }
+    return this.hitsOf(mergeScored(lists, k));
+  }
+
+  private hitsOf(best: Scored): TileHit[] {
+    const hits: TileHit[] = [];
+    best.labels.forEach((label, i) => {
+      // A tile deleted after this thread loaded its parts has no record any more: never a hit.
+      const tile: TileRecord | undefined = this.store.tile(label);
+      if (!tile) return;
+      hits.push({ label, shard: this.shard, score: 1 - (best.distances[i] ?? 1), tile, slideMetadata: this.catalogue.slide(tile.slideId)?.metadata ?? {} });
+    });
+    return hits;
+  }
+
+  /** Ordinals of the slides a search leaves out: listed slides, and every slide of a listed patient. */
+  private excludedOrdinals(options: SearchOptions): Set<number> {
+    const excluded = new Set<number>();
+    for (const slideId of options.excludeSlides ?? []) {
+      const ordinal = this.catalogue.ordinal(slideId);
+      if (ordinal !== undefined) excluded.add(ordinal);
+    }
+    if (options.excludePatients && options.excludePatients.size > 0) {
+      for (const slide of this.catalogue.slides()) {
+        const patient = slide.metadata.patient_id;
+        if (patient !== undefined && options.excludePatients.has(patient)) excluded.add(this.catalogue.ordinal(slide.slideId) as number);
+      }
+    }
+    return excluded;
+  }
+
+  /** The labels a filter and a dataset scope admit, computed once per distinct pair until the next write. */
+  private admission(filter: Filter, options: SearchOptions, parts: SearchParts): Admission {
+    const key = JSON.stringify([filter.conditions.map(({ field, condition }) => [field, conditionKey(condition)]), options.datasets ? [...options.datasets].sort() : null]);
+    const cached = this.admissions.get(key);
+    if (cached) return cached;
+    const admittedSlides = new Set<number>();
+    for (const slide of this.catalogue.slides()) {
+      if (options.datasets && !options.datasets.has(datasetOf(slide.metadata))) continue;
+      admittedSlides.add(this.catalogue.ordinal(slide.slideId) as number);
+    }
+    const held = heldRanges(parts);
+    const end = held.reduce((max, [, to]) => Math.max(max, to), 0);
+    const bitmap = new Uint8Array(end);
+    const few: Label[] = [];
+    let count = 0;
+    this.catalogue.forEachLive(end, (label, ordinal) => {
+      if (!admittedSlides.has(ordinal)) return;
+      if (!held.some(([from, to]) => label >= from && label < to)) return;
+      const slide = this.catalogue.slideByOrdinal(ordinal);
+      if (filter.conditions.length > 0 && (!slide || !matches(filter, this.catalogue.tileMetadata(label), slide.metadata))) return;
+      bitmap[label] = 1;
+      count++;
+      if (few.length <= EXACT_SCAN_LIMIT) few.push(label);
+    });
+    // The admitted vectors are read from the commit point once, so repeated exact scans are plain dot products.
+    let fewVectors: Float32Array | null = null;
+    if (count <= EXACT_SCAN_LIMIT) {
+      fewVectors = new Float32Array(few.length * this.dimension);
+      few.forEach((label, i) => fewVectors?.set(this.store.vector(label) ?? new Float32Array(this.dimension), i * this.dimension));
+    }
+    const admission: Admission = { bitmap, count, few: fewVectors ? { labels: few, vectors: fewVectors } : null };
+    if (this.admissions.size >= ADMISSION_CACHE_SIZE) this.admissions.delete(this.admissions.keys().next().value as string);
+    this.admissions.set(key, admission);
+    return admission;
+  }
+}
+
+/** Label ranges [from, to) of the parts held. */
+function heldRanges(parts: SearchParts): Array<[number, number]> {
+  const ranges: Array<[number, number]> = parts.segments.map(({ ref }) => [ref.firstLabel, ref.endLabel]);
+  if (parts.tail) ranges.push([parts.tail.firstLabel, parts.tail.endLabel]);
+  return ranges;
+}
+
+/**
+ * One graph's best k. Excluded tiles are usually few among the nearest: over-fetch without a
+ * callback (a call into JavaScript per visited tile costs about a third more) and fall back to a
+ * filtered walk when too many go.
+ */
+function searchGraph(segment: LoadedSegment, vector: number[], k: number, ef: number, allowed: ((label: number) => boolean) | null): Scored {
+  if (segment.live === 0) return { labels: [], distances: [] };
+  const fetch = Math.min(allowed ? k + EXCLUSION_OVERFETCH : k, segment.live);
+  segment.graph.setEf(Math.max(ef, fetch));
+  const { neighbors, distances } = segment.graph.searchKnn(vector, fetch);
+  if (!allowed) return { labels: neighbors, distances };
+  const kept = neighbors.flatMap((label, i) => (allowed(label) ? [i] : []));
+  if (kept.length >= k || neighbors.length >= segment.live) return { labels: kept.slice(0, k).map((i) => neighbors[i] as Label), distances: kept.slice(0, k).map((i) => distances[i] as number) };
+  return searchGraphFiltered(segment, vector, k, ef, allowed);
+}
+
+function searchGraphFiltered(segment: LoadedSegment, vector: number[], k: number, ef: number, admitted: (label: number) => boolean): Scored {
+  if (segment.live === 0) return { labels: [], distances: [] };
+  segment.graph.setEf(Math.max(ef, k * 2));
+  const { neighbors, distances } = segment.graph.searchKnn(vector, Math.min(k, segment.live), admitted);
+  return { labels: neighbors, distances };
+}
+
+function scanTail(tail: TailBlock, query: Float32Array, k: number, allowed: (label: number) => boolean): Scored {
+  return exactScan(query, tail.labels, tail.vectors, k, allowed);
+}
+
+/** Exact top k by cosine over unit vectors stored back to back. */
+export function exactScan(query: Float32Array, labels: ArrayLike<Label>, vectors: Float32Array, k: number, allowed: ((label: Label) => boolean) | null): Scored {
+  const dimension = query.length;
+  const scored: Array<{ label: Label; distance: number }> = [];
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i] as Label;
+    if (allowed && !allowed(label)) continue;
+    let dot = 0;
+    for (let d = 0, at = i * dimension; d < dimension; d++, at++) dot += (vectors[at] as number) * (query[d] as number);
+    scored.push({ label, distance: 1 - dot });
+  }
+  scored.sort((a, b) => a.distance - b.distance);
+  const best = scored.slice(0, k);
+  return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
+}
+
+function mergeScored(lists: Scored[], k: number): Scored {
+  if (lists.length === 1) return lists[0] as Scored;
+  const all = lists.flatMap(({ labels, distances }) => labels.map((label, i) => ({ label, distance: distances[i] as number })));
+  all.sort((a, b) => a.distance - b.distance);
+  const best = all.slice(0, k);
+  return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
+}
+
+function conditionKey(condition: Filter['conditions'][number]['condition']): unknown {
+  switch (condition.kind) {
+    case 'eq':
+      return ['eq', condition.value];
+    case 'in':
+      return ['in', [...condition.values].sort()];
+    case 'not':
+      return ['not', conditionKey(condition.inner)];
+  }
+}
+
+export type { SlideId };

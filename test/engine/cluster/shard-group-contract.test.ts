@@ -1,0 +1,114 @@
+/**
+ * The ShardGroup contract, one suite run against each implementation: LocalShardGroup (search
+ * threads in this process) and RemoteShardGroup (a real shard node on 127.0.0.1 over HTTP).
+ * The fan-out code sees only ShardGroup, so both must answer the same questions the same way.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildConfig, startServer, type RunningServer } from '../../../api/index.js';
+import { LocalShardGroup, RemoteShardGroup, type ShardGroup } from '../../../engine/cluster/index.js';
+import { IndexStore } from '../../../engine/index.js';
+import { clustered, newIndex, putSlide, seeded } from '../index/synthetic-shards.js';
+
+const DIMENSION = 32;
+const rect = (i: number) => ({ x: i * 224, y: 0, width: 224, height: 224 });
+
+interface Fixture {
+  dir: string;
+  vectors: Map<string, Float32Array[]>;
+}
+
+async function buildIndex(): Promise<Fixture> {
+  const dir = newIndex(DIMENSION, 2, 'tessera-contract-');
+  const random = seeded(21);
+  const vectors = new Map<string, Float32Array[]>();
+  const store = IndexStore.open(dir);
+  for (let s = 0; s < 8; s++) {
+    const slideVectors = clustered(40, DIMENSION, random, 5);
+    vectors.set(`slide-${s}`, slideVectors);
+    putSlide(store.shardFor(`slide-${s}`)!, `slide-${s}`, slideVectors, { dataset: s % 2 === 0 ? 'even' : 'odd', patient_id: `P${s % 4}` });
+  }
+  await store.close();
+  return { dir, vectors };
+}
+
+const implementations: Array<{ name: string; open: (dir: string) => Promise<{ group: ShardGroup; close: () => Promise<void> }> }> = [
+  {
+    name: 'LocalShardGroup',
+    open: async (dir) => {
+      const group = await LocalShardGroup.open(dir, { threads: 2 });
+      return { group, close: () => group.close() };
+    },
+  },
+  {
+    name: 'RemoteShardGroup',
+    open: async (dir) => {
+      const server: RunningServer = await startServer(buildConfig({ port: '0', index: dir, role: 'shard', 'no-model': true, 'no-viewer': true, threads: '2' }, {}, join(dir, 'models')));
+      const group = await RemoteShardGroup.connect(server.url, { timeoutMs: 5000 });
+      return { group, close: async () => (await group.close(), await server.close()) };
+    },
+  },
+];
+
+for (const implementation of implementations) {
+  describe(`ShardGroup contract: ${implementation.name}`, () => {
+    let fixture: Fixture;
+    let group: ShardGroup;
+    let close: () => Promise<void>;
+
+    beforeAll(async () => {
+      fixture = await buildIndex();
+      ({ group, close } = await implementation.open(fixture.dir));
+    }, 60_000);
+    afterAll(async () => close?.());
+
+    it('serves every shard and counts its slides and tiles', async () => {
+      expect([...group.shardIds].sort()).toEqual([0, 1]);
+      const health = await group.health();
+      expect(health.shards.reduce((sum, shard) => sum + shard.slides, 0)).toBe(8);
+      expect(health.shards.reduce((sum, shard) => sum + shard.tiles, 0)).toBe(320);
+      expect(health.model.dimension).toBe(DIMENSION);
+    });
+
+    it('finds a tile by its own vector first, k best first, across both shards', async () => {
+      const query = fixture.vectors.get('slide-5')![9]!;
+      const { hits } = await group.search([query, fixture.vectors.get('slide-2')![3]!], { k: 7, ef: 100 });
+      expect(hits).toHaveLength(2);
+      expect(hits[0]![0]!.tile.slideId).toBe('slide-5');
+      expect(hits[0]![0]!.tile.x).toBe(9 * 224);
+      expect(hits[0]!).toHaveLength(7);
+      expect(hits[0]!.map((hit) => hit.score)).toEqual([...hits[0]!.map((hit) => hit.score)].sort((a, b) => b - a));
+      expect(hits[1]![0]!.tile.slideId).toBe('slide-2');
+    });
+
+    it('keeps dataset scopes, exclusions and filters inside the search', async () => {
+      const query = fixture.vectors.get('slide-5')![9]!;
+      const scoped = await group.search([query], { k: 20, datasets: ['even'] });
+      expect(scoped.hits[0]!.every((hit) => hit.slideMetadata.dataset === 'even')).toBe(true);
+      const excluded = await group.search([query], { k: 20, excludeSlides: ['slide-5'], excludePatients: ['P2'] });
+      expect(excluded.hits[0]!.some((hit) => hit.tile.slideId === 'slide-5' || hit.slideMetadata.patient_id === 'P2')).toBe(false);
+      const filtered = await group.search([query], { k: 20, filter: { patient_id: 'P3' } });
+      expect(filtered.hits[0]!.length).toBeGreaterThan(0);
+      expect(filtered.hits[0]!.every((hit) => hit.slideMetadata.patient_id === 'P3')).toBe(true);
+    });
+
+    it('returns stored vectors of a tile reference or a mosaic, and null out of scope', async () => {
+      const [vector] = (await group.storedVectors('slide-3', { rect: rect(4) }, null))!;
+      const expected = fixture.vectors.get('slide-3')![4]!;
+      expect(Array.from(vector!).map((v) => v.toFixed(5))).toEqual(Array.from(expected).map((v) => v.toFixed(5)));
+      expect(await group.storedVectors('slide-3', { rect: { ...rect(4), x: 1 } }, null)).toBeNull();
+      expect(await group.storedVectors('slide-3', { rect: rect(4) }, ['even'])).toBeNull();
+      expect((await group.storedVectors('slide-3', { mosaic: true }, null))!.length).toBeGreaterThan(0);
+    });
+
+    it('lists slides without their paths, in scope only', async () => {
+      expect((await group.slides(null)).map((slide) => slide.slideId).sort()).toEqual(Array.from({ length: 8 }, (_, s) => `slide-${s}`));
+      expect((await group.slides(['odd'])).every((slide) => slide.metadata.dataset === 'odd')).toBe(true);
+      const summary = await group.slide('slide-6', null);
+      expect(summary?.tiles).toBe(40);
+      expect(summary && 'path' in summary).toBe(false);
+      expect(await group.slide('slide-6', ['odd'])).toBeUndefined();
+      expect(await group.slide('no-such-slide', null)).toBeUndefined();
+    });
+  });
+}
