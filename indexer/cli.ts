@@ -12,6 +12,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
 import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
+import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
@@ -35,6 +36,7 @@ Commands:
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
+${EVALUATE_USAGE}
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
@@ -84,7 +86,17 @@ export async function checkInvocation(argv: string[]): Promise<string | null> {
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand, evaluate: (args) => evaluateCommand(args, commandKit) };
+
+/** Lent to commands kept in their own files. */
+const commandKit: CommandKit = {
+  usage: (message) => {
+    throw new UsageError(message);
+  },
+  parsed: () => {
+    if (checkOnly) throw new FlagsParsed();
+  },
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
