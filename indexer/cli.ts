@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { runIndex } from './pipeline.js';
 import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
@@ -417,7 +417,7 @@ function filterFlag(value: string | undefined): Record<string, unknown> | undefi
 async function openForQueries(indexDir: string, modelsDirFlag: string | undefined, device: string | undefined) {
   const info = readIndexInfo(indexDir);
   const model = resolveModel(info.model.id, modelsDir(modelsDirFlag));
-  const store = IndexStore.open(indexDir, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
+  const store = IndexStore.open(indexDir, { readOnly: true, expectModel: augmentedRef(model.manifest) });
   try {
     const embedder = await Embedder.create(model, { device: parseDevice(device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
     return { info, store, embedder };

@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } fro
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  augmentedRef,
   DEFAULT_TILE_SPEC,
   Embedder,
   IndexStore,
@@ -73,7 +74,7 @@ export interface RunReport {
 export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   const startedAt = new Date();
   const model = resolveModel(options.modelId, options.modelsDir);
-  const info = createOrCheckIndex(options.out, { shards: options.shards, model: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension }, tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
+  const info = createOrCheckIndex(options.out, { shards: options.shards, model: augmentedRef(model.manifest), tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
   const owned = Array.from({ length: info.shards }, (_, shard) => shard).filter((shard) => !options.partition || shard % options.partition.count === options.partition.index);
   const items: Array<SlideItem | TileItem> = options.tiles ? discoverTiles(options.tiles, options.labels) : discoverSlides(options.slides, options.metadata);
   const idOf = (item: SlideItem | TileItem): string => ('slideId' in item ? item.slideId : item.tileId);
