@@ -34,6 +34,22 @@ const SearchOptions = {
 
 const ImageField = Type.String({ minLength: 1, description: 'A PNG, JPEG or TIFF image, base64 (a data: URL is accepted)' });
 
+/** An example for refine-by-example: a tile of an indexed slide, or an image. */
+const Example = Type.Union(
+  [
+    Type.Object({ slideId: SlideIdField, x: Coordinate, y: Coordinate, width: Size, height: Size }, { additionalProperties: false }),
+    Type.Object({ image: ImageField }, { additionalProperties: false }),
+  ],
+  { description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image (base64)' },
+);
+export type Example = Static<typeof Example>;
+
+/** Refine by example (Rocchio): the query moves toward the positives' mean and away from the negatives'. */
+const Feedback = {
+  positives: Type.Optional(Type.Array(Example, { maxItems: 16, description: 'Examples marked "more like this"' })),
+  negatives: Type.Optional(Type.Array(Example, { maxItems: 16, description: 'Examples marked "not like this"' })),
+};
+
 export const RegionSearchBody = Type.Object(
   {
     slideId: Type.Optional(SlideIdField),
@@ -43,6 +59,7 @@ export const RegionSearchBody = Type.Object(
     height: Type.Optional(Size),
     image: Type.Optional(ImageField),
     ...SearchOptions,
+    ...Feedback,
   },
   { additionalProperties: false, description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image' },
 );
@@ -53,6 +70,7 @@ export const SlideSearchBody = Type.Object(
     slideId: Type.Optional(SlideIdField),
     images: Type.Optional(Type.Array(ImageField, { minItems: 1, maxItems: 64 })),
     ...SearchOptions,
+    ...Feedback,
   },
   { additionalProperties: false },
 );

@@ -6,6 +6,7 @@ import { readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
 import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
+import { hasFeedback, refineByExamples } from '../refine-examples.js';
 import { accessOf, hitJson, observeSearch, scopedSearch, slideUrl } from './shared.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
@@ -43,7 +44,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         }
         query = { slideId, x, y, width, height, embedded: false };
         // On a single node, a tile reference is resolved and searched in one hand-off to a search thread.
-        querySlide = services.cluster.searchesStoredTilesDirectly ? await services.cluster.slide(slideId, access.datasets) : undefined;
+        querySlide = services.cluster.searchesStoredTilesDirectly && !hasFeedback(body) ? await services.cluster.slide(slideId, access.datasets) : undefined;
         const direct = querySlide && (await services.cluster.searchStoredTile(slideId, { x, y, width, height }, scopedSearch(access, { ...body, k }, querySlide)));
         if (direct) {
           observeSearch(services, direct);
@@ -53,6 +54,10 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         querySlide = resolved.slide;
         vector = resolved.vector;
         query.embedded = resolved.embedded;
+      }
+      if (hasFeedback(body)) {
+        [vector] = (await refineByExamples(services, access, [vector], body)) as [Float32Array];
+        query.refined = { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 };
       }
       const result = await services.cluster.search([vector], scopedSearch(access, { ...body, k }, querySlide));
       observeSearch(services, result);
@@ -75,7 +80,9 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       const started = performance.now();
       const access = accessOf(request);
       const body = request.body;
-      const { vectors, query, querySlide } = await slideQuery(services, request, body);
+      const { vectors: given, query, querySlide } = await slideQuery(services, request, body);
+      const vectors = await refineByExamples(services, access, given, body);
+      if (hasFeedback(body)) Object.assign(query, { refined: { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 } });
       const result = await services.cluster.search(vectors, { ...scopedSearch(access, { ...body, k: 50 }, querySlide) });
       observeSearch(services, result);
       const slides = rankSlides(result.hits, { k: body.k ?? 10, evidencePerSlide: 3 });
