@@ -17,7 +17,7 @@ import { ResultsGallery, describeFilter, type GalleryState } from './results-gal
 import { SlideList } from './slide-list.js';
 import { SlideViewer, type OpenTarget, type ViewState } from './slide-viewer.js';
 import { Tabs } from './tabs.js';
-import type { BaseRect, CohortReply, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
+import type { BaseRect, CohortReply, Feedback, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
 
 /** Regions per region search, slides per slide search, slides per cohort by example. */
 const REGION_RESULTS = 24;
@@ -85,6 +85,10 @@ class App {
     this.gallery.onOpenSlide = (slideId) => void this.openResultSlide(slideId);
     this.gallery.onAddToCohort = (slide) => this.cohort.add(slide);
     this.gallery.inCohort = (slideId) => this.cohort.has(slideId);
+    this.gallery.onMark = (hit, mark) => this.refine(hit, mark);
+    this.gallery.onClearMarks = () => {
+      if (this.query) void this.search({ ...this.query, feedback: { positives: [], negatives: [] } });
+    };
     this.cohort.onChange = () => {
       this.cohortPanel.render();
       this.gallery.refreshCohortButtons();
@@ -194,7 +198,7 @@ class App {
     this.query = query;
     if (query.kind !== 'region') this.viewer.removeOutline('query');
     const filter = this.filters.filter;
-    const options = Object.keys(filter).length ? { filter } : {};
+    const options = { ...(Object.keys(filter).length ? { filter } : {}), ...feedbackBody(query.feedback) };
     this.tabs.select('tab-results');
     this.gallery.render({ kind: 'loading', query });
     try {
@@ -212,6 +216,19 @@ class App {
     } finally {
       if (this.searching === searching) this.searching = null;
     }
+  }
+
+  /** Runs the current search again with a result marked "more like this" or "not like this". */
+  private refine(hit: Hit, mark: 'more' | 'less'): void {
+    if (!this.query) return;
+    const tile = { slideId: hit.slideId, x: hit.x, y: hit.y, width: hit.width, height: hit.height };
+    const same = (other: typeof tile) => other.slideId === tile.slideId && other.x === tile.x && other.y === tile.y && other.width === tile.width && other.height === tile.height;
+    const previous = this.query.feedback ?? { positives: [], negatives: [] };
+    // A result marked again the other way changes sides; the API takes 16 of each.
+    const positives = previous.positives.filter((other) => !same(other));
+    const negatives = previous.negatives.filter((other) => !same(other));
+    (mark === 'more' ? positives : negatives).push(tile);
+    void this.search({ ...this.query, feedback: { positives: positives.slice(-16), negatives: negatives.slice(-16) } });
   }
 
   /** Opens a result's slide at the matching region, remembering the way back. */
@@ -282,6 +299,12 @@ class App {
       void this.back();
     }
   }
+}
+
+/** The refine-by-example fields of a search body: none without marks. */
+function feedbackBody(feedback: Feedback | undefined): Partial<Feedback> {
+  if (!feedback) return {};
+  return { ...(feedback.positives.length ? { positives: feedback.positives } : {}), ...(feedback.negatives.length ? { negatives: feedback.negatives } : {}) };
 }
 
 /** Settles when the viewer drew its first tile, or after `ms` (no slide, a slow server). */

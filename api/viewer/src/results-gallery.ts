@@ -8,6 +8,9 @@ import { showImage, type ApiClient } from './api-client.js';
 import { h, replaceChildren } from './dom.js';
 import type { CohortSlide, Filter, Hit, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
 
+/** How a result was marked for refine by example. */
+export type Mark = 'more' | 'less';
+
 /** What the results panel shows; the filter is the one the search ran with. */
 export type GalleryState =
   | { kind: 'idle' }
@@ -37,6 +40,10 @@ export class ResultsGallery {
   onAddToCohort: (slide: CohortSlide) => void = () => {};
   /** Whether a slide is in the cohort already (its button then says so). */
   inCohort: (slideId: string) => boolean = () => false;
+  /** Called when the user marks a result "more like this" or "not like this" (the search runs again refined). */
+  onMark: (hit: Hit, mark: Mark) => void = () => {};
+  /** Called when the user drops the refinement of the current query. */
+  onClearMarks: () => void = () => {};
 
   constructor(
     private readonly api: ApiClient,
@@ -101,7 +108,22 @@ export class ResultsGallery {
       img.hidden = true;
       text = `Cases like ${query.slideId}`;
     }
-    return h('div', { class: 'query-header', 'data-testid': 'query-header' }, img, h('span', {}, text));
+    const feedback = query.feedback;
+    const refined = feedback && feedback.positives.length + feedback.negatives.length > 0;
+    return h(
+      'div',
+      { class: 'query-header', 'data-testid': 'query-header' },
+      img,
+      h('span', {}, text),
+      refined
+        ? h(
+            'span',
+            { class: 'refined muted', 'data-testid': 'refined-by' },
+            `refined: ${feedback.positives.length} more like, ${feedback.negatives.length} not like `,
+            h('button', { type: 'button', class: 'secondary', 'data-testid': 'clear-refinement', onclick: () => this.onClearMarks() }, 'Clear'),
+          )
+        : null,
+    );
   }
 
   private summary(count: number, noun: string, tookMs: number, coverage: { answered: number; total: number }, filter: Filter): HTMLElement {
@@ -150,6 +172,12 @@ export class ResultsGallery {
         h('span', { class: 'slide-id' }, hit.slideId),
         h('span', { class: 'diagnosis', 'data-testid': 'result-diagnosis' }, diagnosis ?? 'no diagnosis'),
         h('span', { class: 'muted' }, [label, organ, stain, species, dataset].filter(Boolean).join(' · ')),
+      ),
+      h(
+        'div',
+        { class: 'hit-marks' },
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-like-this', title: 'More like this', 'aria-label': `More like result ${rank + 1}`, onclick: () => this.onMark(hit, 'more') }, '+ More like this'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'not-like-this', title: 'Not like this', 'aria-label': `Less like result ${rank + 1}`, onclick: () => this.onMark(hit, 'less') }, '− Not like this'),
       ),
       this.addButton({ slideId: hit.slideId, score: hit.score, metadata: hit.metadata }),
     );

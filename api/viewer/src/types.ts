@@ -117,7 +117,19 @@ export interface IndexReply {
 }
 
 /** What a search was asked: the part of the request body that is not an option. */
-export type SearchQuery =
+export type SearchQuery = (
   | { kind: 'region'; slideId: string; rect: BaseRect; /** µm per level-0 pixel; null without calibration. */ mpp: number | null }
   | { kind: 'image'; image: string; name: string }
-  | { kind: 'slide'; slideId: string };
+  | { kind: 'slide'; slideId: string }
+) & { feedback?: Feedback };
+
+/** A tile of an indexed slide, as refine-by-example sends it. */
+export interface TileRef extends BaseRect {
+  slideId: string;
+}
+
+/** Results marked "more like this" (positives) and "not like this" (negatives): the API's refine by example. */
+export interface Feedback {
+  positives: TileRef[];
+  negatives: TileRef[];
+}
