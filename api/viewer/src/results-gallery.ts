@@ -176,8 +176,8 @@ export class ResultsGallery {
       h(
         'div',
         { class: 'hit-marks' },
-        h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-like-this', title: 'More like this', 'aria-label': `More like result ${rank + 1}`, onclick: () => this.onMark(hit, 'more') }, '+ More like this'),
-        h('button', { type: 'button', class: 'secondary', 'data-testid': 'not-like-this', title: 'Not like this', 'aria-label': `Less like result ${rank + 1}`, onclick: () => this.onMark(hit, 'less') }, '− Not like this'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-like-this', title: 'More like this', 'aria-label': `More like result ${rank + 1}`, onclick: () => this.onMark(hit, 'more') }, '+ More like'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'not-like-this', title: 'Not like this', 'aria-label': `Less like result ${rank + 1}`, onclick: () => this.onMark(hit, 'less') }, '− Not like'),
       ),
       this.addButton({ slideId: hit.slideId, score: hit.score, metadata: hit.metadata }),
     );
