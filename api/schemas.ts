@@ -60,6 +60,7 @@ export const RegionSearchBody = Type.Object(
     image: Type.Optional(ImageField),
     ...SearchOptions,
     ...Feedback,
+    regions: Type.Optional(Type.Boolean({ description: 'Whole-region query: cut the box into its indexed tissue tiles and also return region matches (places where several of them land together), with evidence' })),
   },
   { additionalProperties: false, description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image' },
 );
@@ -134,8 +135,22 @@ export const Coverage = Type.Object({
   missing: Type.Array(Type.Integer(), { description: 'Shards left out of these results' }),
 });
 
+export const RegionMatchReply = Type.Object({
+  slideId: Type.String(),
+  x: Type.Number(),
+  y: Type.Number(),
+  width: Type.Number(),
+  height: Type.Number(),
+  score: Type.Number({ description: 'Mean over the query tiles of their best similarity inside the region (0 where none)' }),
+  matchedQueries: Type.Integer(),
+  metadata: Metadata,
+  slideUrl: Type.String(),
+  evidence: Type.Array(Type.Object({ ...Hit.properties, queryTile: Type.Integer({ description: 'Index of the query tile (query.tiles) this hit matched' }) })),
+});
+
 export const RegionSearchReply = Type.Object({
   query: Type.Record(Type.String(), Type.Unknown()),
+  regions: Type.Optional(Type.Array(RegionMatchReply)),
   results: Type.Array(Hit),
   coverage: Coverage,
   tookMs: Type.Number(),
