@@ -247,6 +247,15 @@ describe.skipIf(!hasChromium)(`web viewer in Chromium${hasChromium ? '' : ` (ski
     await shot(page, '07-back.png');
   });
 
+  it('searches a box of several tiles as a whole region: places where its tiles land together, with evidence', async () => {
+    const places = page.getByTestId('region-match');
+    await expect.poll(() => places.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await places.first().getAttribute('data-slide-id')).not.toBe('cmu-1');
+    expect(await page.getByTestId('region-match-count').first().textContent()).toMatch(/^\d+ of \d+ query tiles$/);
+    expect(await places.first().locator('.evidence-open').count()).toBeGreaterThan(0);
+    await shot(page, '07a-places.png');
+  });
+
   it('refines a search by example: "more like this" and "not like this" run it again with positives and negatives', async () => {
     const bodies: Array<Record<string, unknown>> = [];
     const record = (request: { url(): string; method(): string; postDataJSON(): unknown }) => {

@@ -6,7 +6,7 @@
 // First, so that the first requests leave before the rest of the viewer is evaluated.
 import { api, firstPage, linked, linkedSlide } from './first-requests.js';
 import './styles.css';
-import { describeError } from './api-client.js';
+import { ApiRequestError, describeError } from './api-client.js';
 import { Cohort, CohortPanel, type CohortQuery } from './cohort.js';
 import { byId, groupDigits } from './dom.js';
 import { FilterBar } from './filters.js';
@@ -207,7 +207,16 @@ class App {
         if (this.searching === searching) this.gallery.render({ kind: 'slides', query, filter, reply });
       } else {
         const body = query.kind === 'region' ? { slideId: query.slideId, ...query.rect } : { image: query.image };
-        const reply = await this.api.post<RegionSearchReply>('/v1/search/region', { ...body, k: REGION_RESULTS, ...options }, searching.signal);
+        const post = (extra: { regions?: true }) => this.api.post<RegionSearchReply>('/v1/search/region', { ...body, ...extra, k: REGION_RESULTS, ...options }, searching.signal);
+        const whole = query.kind === 'region' && this.severalTiles(query.rect, query.mpp);
+        let reply: RegionSearchReply;
+        try {
+          reply = await post(whole ? { regions: true } : {});
+        } catch (error) {
+          // A box over glass holds no indexed tile: it is searched as one image instead.
+          if (!whole || !(error instanceof ApiRequestError) || error.code !== 'INVALID_ARGUMENT') throw error;
+          reply = await post({});
+        }
         if (this.searching === searching) this.gallery.render({ kind: 'regions', query, filter, reply });
       }
     } catch (error) {
@@ -216,6 +225,12 @@ class App {
     } finally {
       if (this.searching === searching) this.searching = null;
     }
+  }
+
+  /** Whether a drawn box holds several index tiles: it is then searched as a whole region. */
+  private severalTiles(rect: BaseRect, mpp: number | null): boolean {
+    const side = mpp ? this.viewer.tileUm / mpp : 224;
+    return rect.width * rect.height >= 2 * side * side;
   }
 
   /** Runs the current search again with a result marked "more like this" or "not like this". */

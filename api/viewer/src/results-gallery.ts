@@ -6,7 +6,7 @@
  */
 import { showImage, type ApiClient } from './api-client.js';
 import { h, replaceChildren } from './dom.js';
-import type { CohortSlide, Filter, Hit, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
+import type { CohortSlide, Filter, Hit, RegionMatch, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
 
 /** How a result was marked for refine by example. */
 export type Mark = 'more' | 'less';
@@ -79,7 +79,13 @@ export class ResultsGallery {
         replaceChildren(this.container, state.query ? this.queryHeader(state.query) : null, h('p', { class: 'message error', role: 'alert', 'data-testid': 'results-error' }, state.message));
         return;
       case 'regions':
-        replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'region', state.reply.tookMs, state.reply.coverage, state.filter), this.regions(state.reply.results, state.filter));
+        replaceChildren(
+          this.container,
+          this.queryHeader(state.query),
+          this.summary(state.reply.results.length, 'region', state.reply.tookMs, state.reply.coverage, state.filter),
+          state.reply.regions?.length ? this.places(state.reply.regions, Array.isArray(state.reply.query.tiles) ? state.reply.query.tiles.length : 0) : null,
+          this.regions(state.reply.results, state.filter),
+        );
         break;
       case 'slides':
         replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'slide', state.reply.tookMs, state.reply.coverage, state.filter), this.slides(state.reply.results, state.filter));
@@ -149,6 +155,57 @@ export class ResultsGallery {
   private regions(hits: Hit[], filter: Filter): HTMLElement {
     if (hits.length === 0) return this.empty(filter, 'regions');
     return h('ol', { class: 'hit-grid', 'data-testid': 'results-gallery', 'aria-label': 'Similar regions, most similar first' }, hits.map((hit, rank) => h('li', {}, this.hitCard(hit, rank))));
+  }
+
+  /** Whole-region matches: where several tiles of the query box land together, with those tiles. */
+  private places(matches: RegionMatch[], queryTiles: number): HTMLElement {
+    return h(
+      'section',
+      { class: 'places', 'aria-label': 'Matching places' },
+      h('h3', {}, `Places where the query's ${queryTiles} tiles land together`),
+      h(
+        'ol',
+        { class: 'slide-matches', 'data-testid': 'region-matches' },
+        matches.slice(0, 6).map((match, rank) =>
+          h(
+            'li',
+            { class: 'slide-match', 'data-testid': 'region-match', 'data-slide-id': match.slideId },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'slide-match-open',
+                'data-testid': 'region-match-open',
+                'aria-label': `Place ${rank + 1}: open ${match.slideId} at the matching region (score ${formatScore(match.score)})`,
+                onclick: () => this.onOpenHit({ ...match, mpp: match.evidence[0]?.mpp ?? 0, imageUrl: regionImageUrl(match.slideId, match), slideUrl: match.slideUrl }),
+              },
+              (() => {
+                const img = h('img', { alt: '', width: 96, height: 96, decoding: 'async' });
+                showImage(this.api, img, regionImageUrl(match.slideId, match, 192));
+                return img;
+              })(),
+              h(
+                'span',
+                { class: 'slide-card-text' },
+                h('span', { class: 'score' }, formatScore(match.score)),
+                h('span', { class: 'slide-id' }, match.slideId),
+                h('span', { class: 'diagnosis' }, match.metadata.diagnosis ?? 'no diagnosis'),
+                h('span', { class: 'muted', 'data-testid': 'region-match-count' }, `${match.matchedQueries} of ${queryTiles} query tiles`),
+              ),
+            ),
+            h(
+              'ul',
+              { class: 'evidence', 'aria-label': `Matching tiles in ${match.slideId}` },
+              match.evidence.slice(0, 8).map((hit) => {
+                const img = h('img', { alt: '', width: 64, height: 64, decoding: 'async' });
+                showImage(this.api, img, hit.imageUrl);
+                return h('li', {}, h('button', { type: 'button', class: 'evidence-open', title: `query tile ${hit.queryTile + 1}, score ${formatScore(hit.score)}`, 'aria-label': `Open matching tile (score ${formatScore(hit.score)})`, onclick: () => this.onOpenHit(hit) }, img));
+              }),
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
   private hitCard(hit: Hit, rank: number): HTMLElement {

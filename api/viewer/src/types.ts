@@ -64,9 +64,22 @@ export interface Hit extends BaseRect {
   slideUrl: string;
 }
 
+/** A place on another slide where several tiles of a whole-region query land together. */
+export interface RegionMatch extends BaseRect {
+  slideId: string;
+  score: number;
+  matchedQueries: number;
+  metadata: Record<string, string>;
+  slideUrl: string;
+  /** Each matched query tile's best hit (`queryTile` indexes `query.tiles`). */
+  evidence: Array<Hit & { queryTile: number }>;
+}
+
 /** POST /v1/search/region. */
 export interface RegionSearchReply {
   query: Record<string, unknown>;
+  /** With `regions: true` (a box of several tiles): region matches, best first. */
+  regions?: RegionMatch[];
   results: Hit[];
   coverage: Coverage;
   tookMs: number;
