@@ -61,6 +61,12 @@ export const RegionSearchBody = Type.Object(
     ...SearchOptions,
     ...Feedback,
     regions: Type.Optional(Type.Boolean({ description: 'Whole-region query: cut the box into its indexed tissue tiles and also return region matches (places where several of them land together), with evidence' })),
+    boxes: Type.Optional(
+      Type.Array(Type.Object({ x: Coordinate, y: Coordinate, width: Size, height: Size }, { additionalProperties: false }), {
+        maxItems: 8,
+        description: 'With regions: more boxes of the same slide, searched with the first as one query (their tiles keep their arrangement)',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image' },
 );

@@ -1,5 +1,6 @@
 /**
- * Whole-region queries for POST /v1/search/region (`regions: true`): the box is cut into the
+ * Whole-region queries for POST /v1/search/region (`regions: true`): the box (and any further
+ * `boxes` of the same slide) is cut into the
  * query slide's indexed tissue tiles at the index's resolution (their stored vectors: nothing is
  * read or embedded), each searches, and engine/search matchRegions groups the hits into places
  * on other slides where several query tiles land in the same arrangement.
@@ -26,17 +27,26 @@ export async function searchWholeRegion(services: Services, access: Access, body
   const spec = services.cluster.index.tile;
   // The grid every slide was tiled with (engine/tiling tileGrid): origin 0,0, this side in level-0 px.
   const side = { width: Math.round((spec.sizePx * spec.mpp) / slide.mpp[0]), height: Math.round((spec.sizePx * spec.mpp) / slide.mpp[1]) };
-  const box = { x: body.x, y: body.y, width: body.width, height: body.height };
-  const cells = gridTilesIn(box, side);
+  // Several boxes form one query: their tiles together, placed within the boxes' bounding box.
+  const boxes = [{ x: body.x, y: body.y, width: body.width, height: body.height }, ...(body.boxes ?? [])];
+  const box = boundingBox(boxes);
+  const seen = new Set<string>();
+  const cells = boxes.flatMap((one) => gridTilesIn(one, side)).filter((cell) => !seen.has(`${cell.x},${cell.y}`) && seen.add(`${cell.x},${cell.y}`));
   if (cells.length > MAX_QUERY_TILES) throw new TesseraError('REGION_TOO_LARGE', `the box holds ${cells.length} tiles of ${side.width}×${side.height} px; a whole-region query takes at most ${MAX_QUERY_TILES}`);
   const stored = await Promise.all(cells.map((cell) => services.cluster.storedVectors(body.slideId, { rect: { ...cell, ...side } }, access.datasets)));
   const tiles = cells.filter((_, i) => stored[i]?.[0]);
-  if (tiles.length === 0) throw new TesseraError('INVALID_ARGUMENT', `the box ${box.x},${box.y} ${box.width}×${box.height} of slide "${body.slideId}" holds no indexed tissue tile (tiles are ${side.width}×${side.height} px)`);
+  if (tiles.length === 0) throw new TesseraError('INVALID_ARGUMENT', `the box ${box.x},${box.y} ${box.width}×${box.height} of slide "${body.slideId}" holds no indexed tissue tile (with its other boxes; tiles are ${side.width}×${side.height} px)`);
   const vectors = await refineByExamples(services, access, stored.flatMap((vectors) => (vectors?.[0] ? [vectors[0]] : [])), body);
   const result = await services.cluster.search(vectors, scopedSearch(access, { ...body, k: Math.max(k, HITS_PER_TILE) }, slide));
   observeSearch(services, result);
   const regions = matchRegions({ ...box, mpp: slide.mpp[0] }, tiles, result.hits, { k });
   return { tiles: tiles.map((tile) => ({ ...tile, ...side })), regions: regions.map(regionJson), results: bestTiles(result.hits, k).map(hitJson), coverage: result.coverage };
+}
+
+function boundingBox(boxes: Array<{ x: number; y: number; width: number; height: number }>) {
+  const x = Math.min(...boxes.map((box) => box.x));
+  const y = Math.min(...boxes.map((box) => box.y));
+  return { x, y, width: Math.max(...boxes.map((box) => box.x + box.width)) - x, height: Math.max(...boxes.map((box) => box.y + box.height)) - y };
 }
 
 function regionJson(match: RegionMatch) {

@@ -35,7 +35,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       let querySlide;
       if (body.imageBytes) {
         if (body.slideId !== undefined) throw new ApiError('BAD_REQUEST', 'give either an image or a slide region, not both');
-        if (body.regions) throw new ApiError('BAD_REQUEST', 'a whole-region query (regions: true) takes a box of an indexed slide, not an image');
+        if (body.regions || body.boxes) throw new ApiError('BAD_REQUEST', 'a whole-region query (regions: true) takes a box of an indexed slide, not an image');
         const image = await decodeQueryImage(body.imageBytes, services.config.limits.uploadPixels);
         query = { image: { width: image.width, height: image.height } };
         vector = (await embedImages(services, [image]))[0] as Float32Array;
@@ -45,6 +45,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
           throw new ApiError('BAD_REQUEST', 'give an image, or slideId with x, y, width and height (level-0 pixels)');
         }
         query = { slideId, x, y, width, height, embedded: false };
+        if (body.boxes && !body.regions) throw new ApiError('BAD_REQUEST', 'boxes go with regions: true (a whole-region query)');
         if (body.regions) {
           const { tiles, ...found } = await searchWholeRegion(services, access, { ...body, slideId, x, y, width, height }, k);
           return { query: { ...query, tiles, ...(hasFeedback(body) ? { refined: { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 } } : {}) }, ...found, tookMs: round(performance.now() - started) };

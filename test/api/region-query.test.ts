@@ -79,6 +79,22 @@ describe.skipIf(!hasSharedData)(`whole-region queries ${hasSharedData ? '' : SHA
     expect(refined.body.query.refined).toEqual({ positives: 0, negatives: 1 });
   });
 
+  it('searches several boxes of a slide as one query, their tiles in their arrangement', async () => {
+    const answer = await api('/v1/search/region', { json: { slideId: 'S2', x: 0, y: 0, width: 448, height: 448, boxes: [{ x: 448, y: 448, width: 448, height: 448 }], k: 3, regions: true } });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    const tiles: Array<{ x: number; y: number }> = answer.body.query.tiles;
+    expect(tiles.some((tile) => tile.x < 448 && tile.y < 448)).toBe(true);
+    expect(tiles.some((tile) => tile.x >= 448 && tile.y >= 448)).toBe(true);
+    expect(tiles.every((tile) => (tile.x < 448) === (tile.y < 448))).toBe(true);
+    const top: Region = answer.body.regions[0];
+    expect(top.slideId).toBe('S1');
+    // The region spans both boxes' bounding box, placed on S1.
+    expect(top.width).toBeGreaterThan(850);
+    expect(top.matchedQueries).toBeGreaterThanOrEqual(2);
+    const without = await api('/v1/search/region', { json: { slideId: 'S2', x: 0, y: 0, width: 448, height: 448, boxes: [{ x: 448, y: 448, width: 448, height: 448 }] } });
+    expect(without.status).toBe(400);
+  });
+
   it('refuses a whole-region query holding no indexed tile, on an image, or over too many tiles', async () => {
     const noTile = await api('/v1/search/region', { json: { slideId: 'S2', x: 0, y: 0, width: 100, height: 100, regions: true } });
     expect(noTile.status).toBe(400);
