@@ -5,7 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -16,8 +15,10 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest } fro
 import { CLUSTER_TOKEN_HEADER } from '../engine/index.js';
 import { hashKey, KeyRing, type Access } from './auth.js';
 import { ApiError, installErrorHandler } from './errors.js';
+import { answerConnect, capConnectionsPerClient, installHandlerDeadline, serverOptions } from './http-limits.js';
 import { cohortRoutes } from './routes/cohorts.js';
 import { hardNegativeRoutes } from './routes/hard-negatives.js';
+import { ReloadGate } from './reload-gate.js';
 import { internalRoutes } from './routes/internal.js';
 import { searchRoutes } from './routes/search.js';
 import { slideRoutes } from './routes/slides.js';
@@ -48,6 +49,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     // One debug line per request (onResponse below) instead of two info lines: logging costs throughput under load.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.limits.bodyBytes,
+    ...serverOptions(config.limits),
     routerOptions: { maxParamLength: 700 },
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -58,6 +60,9 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object));
 
   installErrorHandler(app, (code) => services.metrics.errors.inc({ code }));
+  capConnectionsPerClient(app.server, config.limits.connectionsPerClient);
+  answerConnect(app.server);
+  installHandlerDeadline(app, config.limits.handlerTimeoutMs);
 
   await app.register(swagger, {
     openapi: {
@@ -67,7 +72,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(multipart, { limits: { fileSize: config.limits.bodyBytes, files: 1, fields: 16 } });
+  // Multipart bodies are read whole (under bodyLimit) and parsed by the route: see multipart.ts.
+  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   await app.register(rateLimit, {
     global: true,
     timeWindow: 60_000,
@@ -96,7 +102,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     request.log.debug({ route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request done');
   });
 
-  await app.register(async (scope) => systemRoutes(scope, services, keys, options.ready));
+  const reloads = new ReloadGate();
+  await app.register(async (scope) => systemRoutes(scope, services, keys, options.ready, reloads));
   if (config.role !== 'shard') {
     await app.register(async (scope) => searchRoutes(scope, services));
     await app.register(async (scope) => cohortRoutes(scope, services));
@@ -105,7 +112,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   await app.register(async (scope) => slideRoutes(scope, services));
   if (config.role === 'shard' && services.local) {
     const local = services.local;
-    await app.register(async (scope) => internalRoutes(scope, services, local));
+    await app.register(async (scope) => internalRoutes(scope, services, local, reloads));
   }
   if (config.viewer) await registerViewer(app);
   return app;

@@ -36,6 +36,8 @@ export interface ServeConfig {
   replicas: string[][];
   /** Folders slide files must lie in. Default: the working directory. */
   slideRoots: string[];
+  /** DICOMweb service roots new-case series may be read from (config file `dicomWebServers`). Default: none. */
+  dicomWebServers: string[];
   /** API keys; empty: open access, allowed on a loopback host only. */
   keys: ApiKeyEntry[];
   /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
@@ -55,6 +57,18 @@ export interface ServeConfig {
     imagesPerRequest: number;
     /** Most queries in one hard-negative request. */
     queriesPerRequest: number;
+    /** Time for a request's headers to arrive, from its first byte (node's headersTimeout). */
+    headersTimeoutMs: number;
+    /** Time for a whole request, headers and body, to arrive (node's requestTimeout): 408 after it. */
+    requestTimeoutMs: number;
+    /** Time a handler may take before the request is answered 503 DEADLINE_EXCEEDED (reloads get longer). */
+    handlerTimeoutMs: number;
+    /** Time an idle kept-alive connection stays open between requests. */
+    keepAliveTimeoutMs: number;
+    /** Time a socket may stay silent in any phase before it is closed (a backstop for the above; at least handlerTimeoutMs + 1 s). */
+    idleTimeoutMs: number;
+    /** Open connections one client address may hold; past it a connection gets 429 and is closed. */
+    connectionsPerClient: number;
   };
   rateLimit: { perMinute: number };
   /** Serve the web viewer at / (off for shard nodes). */
@@ -67,12 +81,29 @@ export interface ServeConfig {
   logLevel: string;
 }
 
-export const DEFAULT_LIMITS: ServeConfig['limits'] = { bodyBytes: 16 * 2 ** 20, uploadPixels: 4096 * 4096, imagesPerRequest: 64, queriesPerRequest: 10_000 };
+export const DEFAULT_LIMITS: ServeConfig['limits'] = {
+  bodyBytes: 16 * 2 ** 20,
+  uploadPixels: 4096 * 4096,
+  imagesPerRequest: 64,
+  queriesPerRequest: 10_000,
+  headersTimeoutMs: 10_000,
+  // 16 MiB at about 1 MB/s, with room to spare.
+  requestTimeoutMs: 30_000,
+  handlerTimeoutMs: 30_000,
+  // Fastify's default: longer than the idle timeouts of common load balancers and of the router's
+  // kept-alive sockets to shard nodes, so a reused socket is not closed under a request in flight.
+  keepAliveTimeoutMs: 72_000,
+  // Longer than a reload (up to 120 s on a router), during which the socket is silent.
+  idleTimeoutMs: 130_000,
+  // A router keeps up to 256 sockets open to each shard node.
+  connectionsPerClient: 256,
+};
 
 /** Options of the config file (all optional); flags override it. */
 interface ConfigFile {
   keys?: ApiKeyEntry[];
   slideRoots?: string[];
+  dicomWebServers?: string[];
   limits?: Partial<ServeConfig['limits']>;
   rateLimit?: { perMinute?: number };
   deadlineMs?: number;
@@ -93,6 +124,13 @@ export function readConfigFile(path: string): ConfigFile {
     if (typeof key.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(key.sha256)) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].sha256 must be 64 lowercase hex digits (the sha256 of the key, never the key)`);
     if (!Array.isArray(key.datasets) || !key.datasets.every((d) => typeof d === 'string')) throw new TesseraError('INVALID_ARGUMENT', `${path}: keys[${i}].datasets must be a list of dataset names, or ["*"]`);
     key.admin = key.admin === true;
+  }
+  for (const [name, value] of Object.entries(file.limits ?? {})) {
+    if (!(name in DEFAULT_LIMITS)) throw new TesseraError('INVALID_ARGUMENT', `${path}: limits.${name} is not a limit; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
+    if (!Number.isInteger(value) || (value as number) < 1) throw new TesseraError('INVALID_ARGUMENT', `${path}: limits.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  if (file.dicomWebServers !== undefined && !(Array.isArray(file.dicomWebServers) && file.dicomWebServers.every((url) => typeof url === 'string' && /^https?:\/\//.test(url)))) {
+    throw new TesseraError('INVALID_ARGUMENT', `${path}: dicomWebServers must be a list of http(s) DICOMweb service roots`);
   }
   return { ...file, slideRoots: file.slideRoots?.map((root) => resolve(root)) };
 }
@@ -142,6 +180,7 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     nodes,
     replicas: nodes.map((_, i) => replicas[i] ?? []),
     slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
+    dicomWebServers: (file.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
     keys: file.keys ?? [],
     ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
     modelsDir: flags['models-dir'] ?? defaultModelsDir,

@@ -76,6 +76,9 @@ export const SlideSearchBody = Type.Object(
   {
     slideId: Type.Optional(SlideIdField),
     images: Type.Optional(Type.Array(ImageField, { minItems: 1, maxItems: 64 })),
+    slidePath: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'A new case: a slide file (or DICOM folder) under a configured slide root, not indexed; its mosaic is computed now' })),
+    dicomwebSeries: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://.+/studies/[0-9.]+/series/[0-9.]+/?$', description: 'A new case: a DICOMweb series URL on a configured DICOMweb server' })),
+    slideMpp: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'µm/px for a new case whose file states none' })),
     ...SearchOptions,
     ...Feedback,
   },

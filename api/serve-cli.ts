@@ -5,7 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isTesseraError } from '../engine/index.js';
+import { configureDicomWeb, isTesseraError } from '../engine/index.js';
 import { buildConfig, type ServeFlags } from './config.js';
 import { startServer } from './server.js';
 
@@ -35,7 +35,8 @@ export const SERVE_USAGE = `Usage:
 Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR, --models-dir DIR,
   --device auto|cpu|cuda[:N], --threads N (search threads), --deadline-ms MS, --no-viewer,
   --no-model (serve queries by stored vectors only: tile references and slide mosaics).
-Environment: TESSERA_CLUSTER_TOKEN (router ↔ shard nodes), TESSERA_LOG_LEVEL.`;
+Environment: TESSERA_CLUSTER_TOKEN (router ↔ shard nodes), TESSERA_LOG_LEVEL, TESSERA_DICOMWEB_AUTHORIZATION
+(for new-case DICOMweb series on the config file's dicomWebServers).`;
 
 /** The flags of `serve`, parsed; throws with the reason when they are not valid. */
 export function parseServeFlags(args: string[]): ServeFlags & { help?: boolean } {
@@ -68,6 +69,8 @@ export async function main(args: string[]): Promise<number | 'serving'> {
   }
   try {
     const config = buildConfig(flags, process.env, join(process.env.TESSERA_HOME ?? join(homedir(), '.tessera'), 'models'));
+    // New cases may be DICOMweb series: the server's credentials come from the environment only.
+    if (process.env.TESSERA_DICOMWEB_AUTHORIZATION) configureDicomWeb({ authorization: process.env.TESSERA_DICOMWEB_AUTHORIZATION });
     const server = await startServer(config);
     process.stdout.write(`Tessera ${config.role === 'all' ? '' : `${config.role} node `}is serving at ${server.url}/  (API docs: ${server.url}/docs)\n`);
     const stop = (): void => {

@@ -59,7 +59,7 @@ async function openServices(config: ServeConfig): Promise<Services> {
     const { model, embedder } = await loadModel(config, first.model);
     return { config, cluster, embedder, model, metrics };
   }
-  const local = await LocalShardGroup.open(config.indexDir as string, { threads, slideRoots: config.slideRoots, ...(config.shards ? { shards: config.shards } : {}) });
+  const local = await LocalShardGroup.open(config.indexDir as string, { threads, slideRoots: config.slideRoots, dicomWebServers: config.dicomWebServers, ...(config.shards ? { shards: config.shards } : {}) });
   try {
     const info = local.store.info;
     const cluster = new Cluster([local], { shards: info.shards, model: info.model, tile: info.tile, hnsw: info.hnsw, metric: info.metric }, { deadlineMs: config.deadlineMs });

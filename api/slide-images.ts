@@ -4,7 +4,7 @@
  * patient names and are never served.
  */
 import sharp from 'sharp';
-import type { Slide } from '../engine/index.js';
+import type { RgbImage, Slide } from '../engine/index.js';
 import { ApiError } from './errors.js';
 
 export const DZI_TILE_PX = 256;
@@ -45,15 +45,61 @@ export async function region(slide: Slide, rect: { x: number; y: number; width: 
   return readScaled(slide, rect, outWidth, outHeight, options.format);
 }
 
-/** A region of level-0 pixels read from the best level and resized to out×out. */
+/**
+ * Level pixels one read may take (a side of 1024 px, 3 MB of RGB): a larger region is read block
+ * by block, each block resized into its part of the output, so memory follows the output size.
+ * The pyramid level is chosen from the output size; on a slide without a coarse enough level
+ * (CMU-1-Small-Region has one level) an 8192² → 8 px request took 219 MB read in one piece.
+ */
+const BLOCK_LVL_PX = 1024;
+
+/** A region of level-0 pixels read from the coarsest adequate level and resized to outWidth × outHeight. */
 async function readScaled(slide: Slide, rect: { x: number; y: number; width: number; height: number }, outWidth: number, outHeight: number, format: ImageFormat): Promise<Buffer> {
-  const downsample = Math.max(1, rect.width / outWidth);
-  const level = slide.levelForDownsample(downsample);
+  const image = await scaledRegion(slide, rect, outWidth, outHeight);
+  return encode(image.data, outWidth, outHeight, format);
+}
+
+/**
+ * The RGB pixels of a level-0 rectangle scaled to outWidth × outHeight, read in blocks of at most
+ * BLOCK_LVL_PX² level pixels; blocks outside the slide stay white and are not read.
+ * @throws TesseraError REGION_*, SLIDE_CORRUPT
+ */
+export async function scaledRegion(slide: Slide, rect: { x: number; y: number; width: number; height: number }, outWidth: number, outHeight: number): Promise<RgbImage> {
+  const baseX = rect.width / outWidth;
+  const baseY = rect.height / outHeight;
+  const level = slide.levelForDownsample(Math.max(1, Math.min(baseX, baseY)));
   const levelDownsample = slide.levels[level]?.downsample ?? 1;
   const lvlWidth = Math.max(1, Math.round(rect.width / levelDownsample));
   const lvlHeight = Math.max(1, Math.round(rect.height / levelDownsample));
-  const image = await slide.readRegion(level, rect.x, rect.y, lvlWidth, lvlHeight);
-  return encode(image.data, image.width, image.height, format, outWidth, outHeight);
+  if (lvlWidth <= BLOCK_LVL_PX && lvlHeight <= BLOCK_LVL_PX) {
+    const image = await slide.readRegion(level, rect.x, rect.y, lvlWidth, lvlHeight);
+    if (lvlWidth === outWidth && lvlHeight === outHeight) return image;
+    return { data: await resizeRaw(image, outWidth, outHeight), width: outWidth, height: outHeight };
+  }
+  // Output pixels per block, so that a block reads at most BLOCK_LVL_PX level pixels a side.
+  const blockOutWidth = Math.max(1, Math.floor((BLOCK_LVL_PX * levelDownsample) / baseX));
+  const blockOutHeight = Math.max(1, Math.floor((BLOCK_LVL_PX * levelDownsample) / baseY));
+  const out = Buffer.alloc(outWidth * outHeight * 3, 255);
+  for (let outY = 0; outY < outHeight; outY += blockOutHeight) {
+    const blockHeight = Math.min(blockOutHeight, outHeight - outY);
+    const blockBaseY = Math.round(rect.y + outY * baseY);
+    if (blockBaseY >= slide.height) break;
+    for (let outX = 0; outX < outWidth; outX += blockOutWidth) {
+      const blockWidth = Math.min(blockOutWidth, outWidth - outX);
+      const blockBaseX = Math.round(rect.x + outX * baseX);
+      if (blockBaseX >= slide.width) break;
+      const readWidth = Math.max(1, Math.min(BLOCK_LVL_PX, Math.round((blockWidth * baseX) / levelDownsample)));
+      const readHeight = Math.max(1, Math.min(BLOCK_LVL_PX, Math.round((blockHeight * baseY) / levelDownsample)));
+      const block = await slide.readRegion(level, blockBaseX, blockBaseY, readWidth, readHeight);
+      const scaled = readWidth === blockWidth && readHeight === blockHeight ? block.data : await resizeRaw(block, blockWidth, blockHeight);
+      for (let row = 0; row < blockHeight; row++) scaled.copy(out, ((outY + row) * outWidth + outX) * 3, row * blockWidth * 3, (row + 1) * blockWidth * 3);
+    }
+  }
+  return { data: out, width: outWidth, height: outHeight };
+}
+
+function resizeRaw(image: RgbImage, width: number, height: number): Promise<Buffer> {
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).resize(width, height, { fit: 'fill' }).raw().toBuffer();
 }
 
 /** Deep Zoom levels: level L halves level L+1; the last level is the slide at full size. */

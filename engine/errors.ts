@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   'INDEX_WRITE_FAILED',
   'INVALID_ARGUMENT',
   'SHARD_UNAVAILABLE',
+  'SLIDE_SOURCE_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

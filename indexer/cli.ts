@@ -2,16 +2,17 @@
  * The `tessera` command line. Each command parses its flags into typed options once, calls the
  * engine, and turns a TesseraError into one line on stderr and a non-zero exit code.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
-import { runIndex } from './pipeline.js';
+import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { discoverDicomWeb } from './discover.js';
+import { dryRun, runIndex } from './pipeline.js';
 import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
@@ -24,8 +25,11 @@ Commands:
   tiles SLIDE [--mpp 0.5] [--size 224] [--min-tissue 0.5] [--slide-mpp M]
                                      print one JSON line per tissue tile (level-0 x, y, width, height)
 
-  index --slides DIR|LIST [--metadata slides.csv] --out INDEX [--model ID] [--shards N]
+  index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
+        [--read-threads N] [--dry-run]
+  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
@@ -33,6 +37,8 @@ Commands:
                                      similar regions as JSON (NDJSON for --images)
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
+  search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
+                                     slides like a new case (not indexed): its mosaic is computed now
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
@@ -40,14 +46,19 @@ ${EVALUATE_USAGE}
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
-  embed IMAGE... [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
-                                     print one JSON line per image with its embedding
+  embed (IMAGE|FOLDER)... [--list FILE] [--model ID] [--device auto|cpu|cuda[:N]] [--batch 32]
+                                     print one JSON line per image with its embedding, as they
+                                     are embedded (any number of images)
   models list [--json]               list installed models
   models add FILE.onnx (--preset NAME [--id ID] [--version V] | --manifest FILE.json)
                                      validate an ONNX tile encoder and install it
 
 Models are installed under $TESSERA_HOME/models (default ~/.tessera/models; --models-dir DIR).
 Presets: ${Object.keys(PRESETS).join(', ')}.
+
+A SLIDE is a file, a folder holding one DICOM series, or a DICOMweb series URL
+(http(s)://HOST/ROOT/studies/UID/series/UID). DICOMweb requests carry the Authorization header
+from $TESSERA_DICOMWEB_AUTHORIZATION, or from the file named by $TESSERA_DICOMWEB_AUTHORIZATION_FILE.
 
 Options for region and tiles:
   --threads N                        decode JPEG 2000 / JPEG-LS tiles on N worker threads (default 1)
@@ -111,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   installCrashStep(process.env.TESSERA_CRASH_AT);
   try {
+    configureDicomWebFromEnvironment();
     await command(args);
     return EXIT_OK;
   } catch (error) {
@@ -135,6 +147,20 @@ function installCrashStep(setting: string | undefined): void {
   if (!setting) return;
   const [step = '', skip = '0'] = setting.split('@');
   if (isWriteStep(step)) crashAtStep(step, Number(skip) || 0);
+}
+
+/** The DICOMweb Authorization header: from the environment or a file (never a flag: flags show in `ps`). */
+function configureDicomWebFromEnvironment(): void {
+  const file = process.env.TESSERA_DICOMWEB_AUTHORIZATION_FILE;
+  let authorization = process.env.TESSERA_DICOMWEB_AUTHORIZATION;
+  if (file) {
+    try {
+      authorization = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read TESSERA_DICOMWEB_AUTHORIZATION_FILE: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, { cause: error });
+    }
+  }
+  if (authorization) configureDicomWeb({ authorization });
 }
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
@@ -180,7 +206,10 @@ async function withSlide<T>(path: string, work: (slide: Slide) => Promise<T>): P
 
 async function info(args: string[]): Promise<void> {
   const { positionals } = parse(args, {});
-  await withSlide(singleSlide(positionals), async (slide) => {
+  const path = singleSlide(positionals);
+  await withSlide(path, async (slide) => {
+    const warning = calibrationWarning(slide, path.split('/').pop() ?? path);
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
     const { format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties } = slide;
     process.stdout.write(`${JSON.stringify({ format, vendor, width, height, mpp, objectivePower, levels, associatedImages, properties }, null, 2)}\n`);
   });
@@ -254,34 +283,99 @@ async function embed(args: string[]): Promise<void> {
     model: { type: 'string' },
     device: { type: 'string' },
     batch: { type: 'string' },
+    list: { type: 'string' },
     'models-dir': { type: 'string' },
   });
-  if (positionals.length === 0) throw new UsageError('expected at least one image');
+  const paths = imagePaths(positionals, values.list);
+  if (paths.length === 0) throw new UsageError('expected at least one image (IMAGE…, a folder of images or --list FILE)');
   const batchSize = numberFlag(values.batch, 'batch', 32);
   const model = resolveModel(values.model, modelsDir(values['models-dir']));
-  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), batchSize, preprocessThreads: 0 });
+  // One batch is preprocessed on this thread; more go to worker threads, ahead of the model.
+  const embedder = await Embedder.create(model, { device: parseDevice(values.device ?? 'auto'), batchSize, ...(paths.length <= batchSize ? { preprocessThreads: 0 } : {}) });
   if (embedder.provider === 'cuda') process.stderr.write('tessera embed: using CUDA\n');
   else if (embedder.fallbackReason && values.device === 'auto') process.stderr.write(`tessera embed: using CPU: ${embedder.fallbackReason}\n`);
+  let failed = 0;
   try {
-    // Images are read in chunks of one batch, so a long list never sits in memory at once.
-    for (let start = 0; start < positionals.length; start += batchSize) {
-      const paths = positionals.slice(start, start + batchSize);
-      const images = [];
-      for (const path of paths) {
-        const slide = await openSlide(path);
-        try {
-          images.push(await slide.readRegion(0, 0, 0, slide.width, slide.height));
-        } finally {
-          slide.close();
-        }
-      }
-      const vectors = await embedder.embed(images);
-      const lines = vectors.map((vector, index) => JSON.stringify({ image: paths[index], model: model.manifest.id, dimension: vector.length, embedding: Array.from(vector, (v) => Number(v.toFixed(6))) }));
+    // Batches are read and embedded ahead of the one being printed (as many as the embedder runs
+    // at once, plus one), so lines stream out while at most that many batches sit in memory.
+    const pending: Array<Promise<{ lines: string[]; failed: number }>> = [];
+    let next = 0;
+    const startBatch = (): void => {
+      const chunk = paths.slice(next, next + batchSize);
+      next += chunk.length;
+      pending.push(embedChunk(chunk, embedder, model.manifest.id));
+    };
+    while (next < paths.length || pending.length > 0) {
+      while (next < paths.length && pending.length <= embedder.parallelism) startBatch();
+      const { lines, failed: unreadable } = await (pending.shift() as Promise<{ lines: string[]; failed: number }>);
+      failed += unreadable;
       process.stdout.write(`${lines.join('\n')}\n`);
     }
   } finally {
     await embedder.close();
   }
+  if (failed > 0) throw new TesseraError('SLIDE_CORRUPT', `${failed} of ${paths.length} images could not be read (their lines carry the error)`);
+}
+
+/** Reads and embeds one chunk of images: a JSON line each, an error line for an image that cannot be read. */
+async function embedChunk(paths: string[], embedder: Embedder, modelId: string): Promise<{ lines: string[]; failed: number }> {
+  const read = await Promise.all(
+    paths.map(async (path) => {
+      try {
+        return await wholeImage(path);
+      } catch (error) {
+        if (!isTesseraError(error)) throw error;
+        return error;
+      }
+    }),
+  );
+  const images = read.filter((image): image is RgbImage => !isTesseraError(image));
+  const vectors = images.length > 0 ? await embedder.embed(images) : [];
+  let at = 0;
+  const lines = read.map((image, index) => {
+    if (isTesseraError(image)) return JSON.stringify({ image: paths[index], error: image.code, message: image.message });
+    const vector = vectors[at++] as Float32Array;
+    return JSON.stringify({ image: paths[index], model: modelId, dimension: vector.length, embedding: Array.from(vector, (v) => Number(v.toFixed(6))) });
+  });
+  return { lines, failed: read.length - images.length };
+}
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
+
+/**
+ * The images `embed` is given: files as named, the image files under a folder (recursively, in
+ * name order), and the lines of a list file (relative paths from the list's folder).
+ */
+function imagePaths(positionals: string[], list: string | undefined): string[] {
+  const paths: string[] = [];
+  const add = (path: string): void => {
+    let isFolder = false;
+    try {
+      isFolder = statSync(path).isDirectory();
+    } catch {
+      // A missing file gets its own error line when it is read.
+    }
+    if (!isFolder) {
+      paths.push(path);
+      return;
+    }
+    for (const entry of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) add(child);
+      else if (entry.isFile() && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) paths.push(child);
+    }
+  };
+  for (const positional of positionals) add(positional);
+  if (list !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(list, 'utf8');
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `cannot read the list ${list}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    }
+    for (const line of text.split('\n').map((entry) => entry.trim()).filter((entry) => entry && !entry.startsWith('#'))) add(isAbsolute(line) ? line : resolve(dirname(list), line));
+  }
+  return paths;
 }
 
 async function models(args: string[]): Promise<void> {
@@ -351,6 +445,9 @@ async function index(args: string[]): Promise<void> {
   const { values } = parse(args, {
     slides: { type: 'string' },
     metadata: { type: 'string' },
+    dicomweb: { type: 'string' },
+    study: { type: 'string', multiple: true },
+    series: { type: 'string', multiple: true },
     tiles: { type: 'string' },
     labels: { type: 'string' },
     out: { type: 'string' },
@@ -362,15 +459,23 @@ async function index(args: string[]): Promise<void> {
     size: { type: 'string' },
     'min-tissue': { type: 'string' },
     'models-dir': { type: 'string' },
+    'read-threads': { type: 'string' },
+    'dry-run': { type: 'boolean' },
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
-  if (!values.slides && !values.metadata && !values.tiles) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv or --tiles DIR');
-  // Indexing decodes JPEG 2000 / JPEG-LS tiles on every core while the model runs.
-  configureDecoding({ decodeThreads: availableParallelism() });
+  if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
+  if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+  if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
+  const readThreads = numberFlag(values['read-threads'], 'read-threads', availableParallelism());
+  if (!Number.isInteger(readThreads) || readThreads < 1 || readThreads > 256) throw new UsageError(`--read-threads must be an integer from 1 to 256, got '${values['read-threads']}'`);
+  const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
+  // Indexing decodes JPEG 2000 / JPEG-LS tiles on these threads while the model runs.
+  configureDecoding({ decodeThreads: readThreads });
   const partition = parsePartition(values.partition);
-  const report = await runIndex({
+  const options = {
     ...(values.slides ? { slides: values.slides } : {}),
     ...(values.metadata ? { metadata: values.metadata } : {}),
+    ...(items ? { items } : {}),
     ...(values.tiles ? { tiles: values.tiles } : {}),
     ...(values.labels ? { labels: values.labels } : {}),
     out: values.out,
@@ -383,7 +488,21 @@ async function index(args: string[]): Promise<void> {
     minTissue: numberFlag(values['min-tissue'], 'min-tissue', values.tiles ? 0 : 0.5),
     logger: logger(),
     interactive: process.stderr.isTTY === true,
-  });
+    readThreads,
+  };
+  if (values['dry-run']) {
+    const plan = await dryRun(options);
+    const hours = plan.projectedSeconds / 3600;
+    process.stdout.write(
+      `dry run: ${plan.slides.toIndex} slides to index (${plan.tiles} tiles), ${plan.slides.skipped} already indexed, ${plan.slides.failed} failed` +
+        `${plan.slides.otherPartitions ? `, ${plan.slides.otherPartitions} belong to other partitions` : ''}\n` +
+        `projected: ${(plan.projectedBytes / 2 ** 30).toFixed(2)} GiB of index; ${hours >= 1 ? `${hours.toFixed(1)} h` : `${(plan.projectedSeconds / 60).toFixed(1)} min`} at ${plan.modelTilesPerSecond.toFixed(1)} tiles/s (model alone, ${plan.provider}, measured now; reading can only lower it)\n` +
+        `planned in ${plan.seconds.toFixed(1)} s; nothing was embedded or written\n`,
+    );
+    for (const failure of plan.failures) process.stdout.write(`  failed: ${failure.slideId}: ${failure.reason} [${failure.code}]\n`);
+    return;
+  }
+  const report = await runIndex(options);
   const { slides, tiles, seconds, tilesPerSecond, failures } = report;
   process.stdout.write(
     `indexed ${slides.indexed} slides (${tiles} tiles), skipped ${slides.skipped} unchanged, failed ${slides.failed}` +
@@ -446,6 +565,9 @@ async function search(args: string[]): Promise<void> {
     ef: { type: 'string' },
     filter: { type: 'string' },
     mode: { type: 'string' },
+    'slide-file': { type: 'string' },
+    'dicomweb-series': { type: 'string' },
+    'slide-mpp': { type: 'string' },
     'include-self': { type: 'boolean' },
     'exclude-own-patient': { type: 'boolean' },
     device: { type: 'string' },
@@ -477,6 +599,17 @@ async function search(args: string[]): Promise<void> {
           process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
         }
       }
+    } else if ((values['slide-file'] || values['dicomweb-series']) && mode === 'slide') {
+      // A new case: its mosaic is computed now, with the index's model and tile grid.
+      const locator = (values['slide-file'] ?? values['dicomweb-series']) as string;
+      if (values['dicomweb-series'] && !isDicomWebSeriesUrl(locator)) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
+      const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
+      const name = locator.split('/').pop() ?? locator;
+      const mosaic = await withSlide(locator, (slide) => newCaseMosaic(slide, name, embedder, { tile: info.tile, ...(slideMpp === undefined ? {} : { slideMpp: [slideMpp, slideMpp] as [number, number] }) }));
+      process.stderr.write(`mosaic of ${name}: ${mosaic.vectors.length} tiles from ${mosaic.embeddedTiles} embedded of ${mosaic.tissueTiles} tissue tiles in ${mosaic.ms.total} ms (grid ${mosaic.ms.grid}, embed ${mosaic.ms.embed}, k-means ${mosaic.ms.mosaic})\n`);
+      const slides = searchSlides(store, mosaic.vectors, { k, ef, filter });
+      const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+      process.stdout.write(`${JSON.stringify({ query: { slide: name, tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms }, results }, null, 2)}\n`);
     } else if (values.slide && mode === 'slide') {
       const record = store.shardFor(values.slide)?.slide(values.slide);
       if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);

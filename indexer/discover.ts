@@ -5,7 +5,9 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { TesseraError } from '../engine/index.js';
+import { createHash } from 'node:crypto';
+import { TesseraError, isDicomWebSeriesUrl, listDicomWebSeries } from '../engine/index.js';
+import { isMetaflex, slidesFromMetaflex } from './metaflex.js';
 
 const SLIDE_EXTENSIONS = new Set(['.svs', '.tif', '.tiff', '.ndpi', '.dcm', '.png', '.jpg', '.jpeg', '.ome.tif']);
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
@@ -35,15 +37,22 @@ function readCsv(path: string): Array<Record<string, string>> {
   }
 }
 
-/** Slide items from a folder (recursive), a text file of paths, and/or a metadata CSV. */
+/**
+ * Slide items from a folder (recursive), a text file of paths, and/or metadata: a CSV table, or a
+ * BIGPICTURE MetaFleX dataset (a folder of its XML files, or one of them; see metaflex.ts).
+ */
 export function discoverSlides(source: string | undefined, metadataCsv: string | undefined): SlideItem[] {
+  if (metadataCsv && isMetaflex(metadataCsv)) {
+    const slidesDir = source && existsSync(source) && statSync(source).isDirectory() ? source : undefined;
+    return slidesFromMetaflex(metadataCsv, slidesDir);
+  }
   if (metadataCsv) {
     const rows = readCsv(metadataCsv);
     const base = source && existsSync(source) && statSync(source).isDirectory() ? source : dirname(metadataCsv);
     return rows.map((row, index) => {
       const rawPath = row.path || (row.slide_id ? row.slide_id : '');
       if (!rawPath) throw new TesseraError('INVALID_ARGUMENT', `${basename(metadataCsv)} row ${index + 2}: needs a path or slide_id (columns: ${METADATA_COLUMNS.join(', ')})`);
-      const path = isAbsolute(rawPath) ? rawPath : resolve(base, rawPath);
+      const path = isDicomWebSeriesUrl(rawPath) || isAbsolute(rawPath) ? rawPath : resolve(base, rawPath);
       const { slide_id: slideId, path: _path, mpp, ...metadata } = row;
       const mppValue = Number(mpp);
       return { slideId: slideId || basename(path), path, metadata: dropEmpty(metadata), ...(mppValue > 0 ? { mpp: [mppValue, mppValue] as [number, number] } : {}) };
@@ -59,8 +68,29 @@ export function discoverSlides(source: string | undefined, metadataCsv: string |
         .split('\n')
         .map((line) => line.trim())
         .filter((line) => line && !line.startsWith('#'))
-        .map((line) => (isAbsolute(line) ? line : resolve(dirname(source), line)));
+        .map((line) => (isDicomWebSeriesUrl(line) || isAbsolute(line) ? line : resolve(dirname(source), line)));
   return paths.map((path) => ({ slideId: statSync(source).isDirectory() ? relative(source, path) || basename(path) : basename(path), path, metadata: {} }));
+}
+
+/**
+ * Slide items for the slide-microscopy series of a DICOMweb server (all, of some studies, or the
+ * given series): slide id = SeriesInstanceUID, path = the series URL. The server's PatientID is
+ * stored only as a pseudonym (`dicom:` + 16 hex digits of its sha256), so that slides of one
+ * patient can be told apart and excluded without the index holding the identifier.
+ */
+export async function discoverDicomWeb(base: string, studies: string[], series: string[]): Promise<SlideItem[]> {
+  const records = await listDicomWebSeries(base, { studies, series });
+  if (records.length === 0) throw new TesseraError('SLIDE_NOT_FOUND', 'the DICOMweb server lists no slide-microscopy (SM) series for that selection');
+  return records.map((record) => ({
+    slideId: record.series,
+    path: record.url,
+    metadata: dropEmpty({
+      dicom_study_uid: record.study,
+      dicom_series_uid: record.series,
+      ...(record.patientId ? { patient_id: `dicom:${createHash('sha256').update(record.patientId).digest('hex').slice(0, 16)}` } : {}),
+      ...(record.seriesDescription ? { series_description: record.seriesDescription } : {}),
+    }),
+  }));
 }
 
 /** A list of paths is text; a slide file given as --slides is not (TIFF and DICOM headers hold NUL bytes early). */

@@ -6,13 +6,15 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
+import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
+import { RELOAD_DEADLINE } from './system.js';
 
 const Datasets = Type.Union([Type.Array(Type.String()), Type.Null()]);
 const Rect = Type.Object({ x: Type.Integer({ minimum: 0 }), y: Type.Integer({ minimum: 0 }), width: Type.Integer({ minimum: 1 }), height: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 const hide = { hide: true };
 
-export async function internalRoutes(app: FastifyInstance, services: Services, local: LocalShardGroup): Promise<void> {
+export async function internalRoutes(app: FastifyInstance, services: Services, local: LocalShardGroup, reloads: ReloadGate): Promise<void> {
   const dimension = services.cluster.index.model.dimension;
 
   app.post<{ Body: { queries: string[]; request: ScopedSearch } }>(
@@ -56,5 +58,8 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     },
   );
 
-  app.post('/internal/v1/reload', { schema: { ...hide } }, async () => local.reload());
+  // What a router learns of a node (shards, counts, model); public /health says only that it is alive.
+  app.get('/internal/v1/health', { schema: { ...hide } }, async () => local.health());
+
+  app.post('/internal/v1/reload', { schema: { ...hide }, config: RELOAD_DEADLINE }, async () => reloads.run(() => local.reload()));
 }

@@ -1,8 +1,9 @@
 /** POST /v1/search/region and /v1/search/slide: similar regions and similar slides. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { rankSlides } from '../../engine/index.js';
+import { isAbsolute, resolve } from 'node:path';
+import { newCaseMosaic, openSlide, rankSlides } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
-import { readMultipartQuery } from '../multipart.js';
+import { isMultipartRequest, readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
 import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
@@ -10,7 +11,7 @@ import { hasFeedback, refineByExamples } from '../refine-examples.js';
 import { searchWholeRegion } from './region-query.js';
 import { accessOf, hitJson, observeSearch, scopedSearch, slideUrl } from './shared.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 429: ErrorBody, 502: ErrorBody, 503: ErrorBody };
 
 export async function searchRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post(
@@ -28,7 +29,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
     async (request) => {
       const started = performance.now();
       const access = accessOf(request);
-      const body = await regionBody(request, services);
+      const body = await regionBody(request);
       const k = body.k ?? 10;
       let vector: Float32Array;
       let query: Record<string, unknown>;
@@ -77,7 +78,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
     {
       schema: {
         summary: 'Similar slides',
-        description: "Query by an indexed slide (its mosaic of representative tiles) or by a set of region images; slides rank by the mean over query tiles of their best match, with the matching regions as evidence.",
+        description: "Query by an indexed slide (its mosaic of representative tiles), by a set of region images, or by a new case not in the index (slidePath under a slide root, or dicomwebSeries on a configured DICOMweb server: its mosaic is computed now, timed in query.ms); slides rank by the mean over query tiles of their best match, with the matching regions as evidence.",
         tags: ['search'],
         body: SlideSearchBody,
         response: { 200: SlideSearchReply, ...errors },
@@ -87,7 +88,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       const started = performance.now();
       const access = accessOf(request);
       const body = request.body;
-      const { vectors: given, query, querySlide } = await slideQuery(services, request, body);
+      const { vectors: given, query, querySlide } = body.slidePath !== undefined || body.dicomwebSeries !== undefined ? await newCaseQuery(services, body) : await slideQuery(services, request, body);
       const vectors = await refineByExamples(services, access, given, body);
       if (hasFeedback(body)) Object.assign(query, { refined: { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 } });
       const result = await services.cluster.search(vectors, { ...scopedSearch(access, { ...body, k: 50 }, querySlide) });
@@ -124,10 +125,33 @@ export async function slideQuery(services: Services, request: FastifyRequest, bo
   return { vectors, query: { images: images.length }, querySlide: undefined };
 }
 
+/**
+ * A new case's mosaic, computed now with the index's model and tile grid. Files must lie under the
+ * slide roots and series on a configured DICOMweb server (SLIDE_ACCESS_DENIED otherwise).
+ */
+async function newCaseQuery(services: Services, body: SlideSearchBody) {
+  const given = [body.slideId, body.images, body.slidePath, body.dicomwebSeries].filter((value) => value !== undefined).length;
+  if (given !== 1) throw new ApiError('BAD_REQUEST', 'give one of slideId, images, slidePath or dicomwebSeries');
+  if (!services.embedder) throw new ApiError('NOT_READY', 'this node has no model loaded: send new cases to a router or an all-in-one server');
+  const roots = services.config.slideRoots;
+  const locator = body.dicomwebSeries ?? (isAbsolute(body.slidePath as string) ? (body.slidePath as string) : resolve(roots[0] ?? '.', body.slidePath as string));
+  const slide = await openSlide(locator, { roots, dicomWebServers: services.config.dicomWebServers, access: 'sequential' });
+  try {
+    const name = locator.split('/').pop() ?? 'slide';
+    const mosaic = await newCaseMosaic(slide, name, services.embedder, { tile: services.cluster.index.tile, ...(body.slideMpp ? { slideMpp: [body.slideMpp, body.slideMpp] as [number, number] } : {}) });
+    const query = { newCase: body.dicomwebSeries ? 'dicomweb' : 'file', tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms };
+    return { vectors: mosaic.vectors, query, querySlide: undefined };
+  } finally {
+    slide.close();
+  }
+}
+
 /** A region search body from JSON or multipart, with the image (if any) as bytes. */
-async function regionBody(request: FastifyRequest, services: Services): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
-  if (request.isMultipart()) return readMultipartQuery(request, services.config.limits.bodyBytes);
-  const body = request.body as RegionSearchBody;
+async function regionBody(request: FastifyRequest): Promise<RegionSearchBody & { imageBytes?: Buffer }> {
+  if (isMultipartRequest(request)) return readMultipartQuery(request);
+  const body = request.body as RegionSearchBody | undefined;
+  // Without a content type Fastify parses nothing and the schema (declared per content type) does not run.
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('BAD_REQUEST', 'send a JSON object (Content-Type: application/json) or multipart/form-data');
   return body.image === undefined ? body : { ...body, imageBytes: bytesFromBase64(body.image, 'image') };
 }
 

@@ -56,11 +56,11 @@ export async function slideRoutes(app: FastifyInstance, services: Services): Pro
       if (id.endsWith('.dzi')) {
         const slideId = id.slice(0, -'.dzi'.length);
         if (services.config.role === 'router') return relay(services, request, reply, slideId);
-        const summary = await services.cluster.slide(slideId, access.datasets);
+        const summary = await findSlide(services, slideId, access.datasets);
         if (summary) return reply.type('application/xml').header('cache-control', 'private, max-age=3600').send(dziXml(summary));
         // Not a Deep Zoom request after all: a slide id that ends in ".dzi".
       }
-      const summary = await services.cluster.slide(id, access.datasets);
+      const summary = await findSlide(services, id, access.datasets);
       if (!summary) throw notFound(id);
       return summaryJson(summary);
     },
@@ -167,6 +167,16 @@ function facetsOf(slides: SlideSummary[]): Record<string, Record<string, number>
     facets[field] = counts;
   }
   return facets;
+}
+
+/**
+ * The record of a slide the caller may see, or undefined. A shard node answers for its own shards
+ * only: a slide of another shard is not found here (a 404, as for a router or a single process),
+ * not a missing shard.
+ */
+async function findSlide(services: Services, slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
+  if (services.config.role === 'shard' && services.local) return services.local.slide(slideId, datasets);
+  return services.cluster.slide(slideId, datasets);
 }
 
 /** The slide file of an indexed slide the caller may see. @throws SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED (outside slide roots) */

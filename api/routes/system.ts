@@ -4,15 +4,22 @@ import { Type } from 'typebox';
 import { listModels } from '../../models/index.js';
 import type { KeyRing } from '../auth.js';
 import { ApiError } from '../errors.js';
+import type { RouteDeadline } from '../http-limits.js';
+import type { ReloadGate } from '../reload-gate.js';
 import { ErrorBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { accessOf } from './shared.js';
 
-export async function systemRoutes(app: FastifyInstance, services: Services, keys: KeyRing, isReady: () => boolean): Promise<void> {
-  app.get('/health', { schema: { summary: 'Liveness, role, shards, model and counts', tags: ['system'] } }, async () => {
-    const groups = await services.cluster.health();
-    return { status: 'ok', role: services.config.role, model: services.cluster.index.model, index: services.cluster.index, shards: groups.flatMap((group) => ('error' in group ? [] : group.shards)), groups };
-  });
+/** Reloads take tens of seconds on a large index: they get this deadline instead of the default. */
+export const RELOAD_DEADLINE: RouteDeadline = { handlerTimeoutMs: 125_000 };
+
+export async function systemRoutes(app: FastifyInstance, services: Services, keys: KeyRing, isReady: () => boolean, reloads: ReloadGate): Promise<void> {
+  // Liveness only: it needs no key, so it says nothing of what the index holds (counts are at /v1/index).
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness and role (no key needed; shards and counts are at /v1/index)', tags: ['system'], response: { 200: Type.Object({ status: Type.Literal('ok'), role: Type.String() }) } } },
+    async () => ({ status: 'ok' as const, role: services.config.role }),
+  );
 
   app.get('/ready', { schema: { summary: 'Ready to serve (shards loaded, nodes reachable)', tags: ['system'], response: { 503: ErrorBody } } }, async (_request, reply) => {
     if (!isReady()) return reply.status(503).send({ error: 'NOT_READY', message: 'still loading' });
@@ -43,7 +50,7 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
 
   app.get(
     '/v1/index',
-    { schema: { summary: 'Shards, counts, model and tile grid', tags: ['system'], response: { 200: Type.Object({ index: Type.Unknown(), groups: Type.Unknown(), totals: Type.Object({ slides: Type.Integer(), tiles: Type.Integer() }) }), 401: ErrorBody } } },
+    { schema: { summary: 'Shards, counts, model and tile grid (per-shard counts for keys that see every dataset)', tags: ['system'], response: { 200: Type.Object({ index: Type.Unknown(), groups: Type.Unknown(), totals: Type.Object({ slides: Type.Integer(), tiles: Type.Integer() }) }), 401: ErrorBody } } },
     async (request) => {
       const access = accessOf(request);
       const groups = await services.cluster.health();
@@ -58,20 +65,23 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
     {
       schema: {
         summary: 'Serve slides indexed since the server started (admin keys only)',
-        description: 'Opens the index again and swaps it in; requests already running finish on the old one. On a router, every shard node (and replica) reloads. Refused (409) when the index now has another model or shard count: restart instead.',
+        description: 'Opens the index again and swaps it in; requests already running finish on the old one. On a router, every shard node (and replica) reloads. Refused (409) when the index now has another model or shard count: restart instead; and (409 RELOAD_IN_PROGRESS) while another reload runs.',
         tags: ['admin'],
         response: { 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 503: ErrorBody },
       },
+      config: RELOAD_DEADLINE,
     },
     async (request) => {
       const access = accessOf(request);
       if (!access.admin) throw new ApiError('FORBIDDEN', 'this key may not administer the server');
       const started = performance.now();
-      if (services.local) await services.local.reload();
-      else {
-        const failed = (await services.cluster.reload()).filter((outcome) => outcome.error !== undefined);
-        if (failed.length > 0) throw new ApiError('SHARD_UNAVAILABLE', `reload failed on ${failed.map((outcome) => `${outcome.location} (shards ${outcome.shards.join(',')}): ${outcome.error}`).join('; ')}; the others reloaded`);
-      }
+      await reloads.run(async () => {
+        if (services.local) await services.local.reload();
+        else {
+          const failed = (await services.cluster.reload()).filter((outcome) => outcome.error !== undefined);
+          if (failed.length > 0) throw new ApiError('SHARD_UNAVAILABLE', `reload failed on ${failed.map((outcome) => `${outcome.location} (shards ${outcome.shards.join(',')}): ${outcome.error}`).join('; ')}; the others reloaded`);
+        }
+      });
       const { slides, coverage } = await services.cluster.slides(null);
       request.log.info({ slides: slides.length, ms: Math.round(performance.now() - started) }, 'index reloaded');
       return { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0), coverage, tookMs: Math.round(performance.now() - started) };

@@ -1,7 +1,9 @@
 /**
  * npm run bench:index — indexing throughput, ANN recall/latency against FAISS, filtered search,
  * and retrieval quality of the default model. Sections (BENCH_SECTIONS, comma-separated):
- *   indexing     tessera index over the shared slides: tiles/s, time per stage, peak RSS
+ *   indexing     tessera index over the shared slides and --tiles over LC25000 lung, each against
+ *                the model alone in the same run; reading alone per format (tiles/s per core);
+ *                peak RSS. BENCH_DEVICE (cpu), BENCH_MODEL (default model), BENCH_TILES_LIMIT
  *   ann-real     recall@10 and latency on the real embeddings of the shared data
  *   ann-synthetic  BENCH_ANN_N (default 1,000,000) 384-d vectors from a Gaussian mixture on the
  *                sphere; hnswlib vs FAISS HNSW (python3-faiss) at equal M and efConstruction, one
@@ -19,8 +21,9 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, IndexStore, asSlideId, configureDecoding, createOrCheckIndex, openSlide, parseFilter, resolveModel } from '../../engine/index.js';
+import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_TILE_SPEC, Embedder, IndexStore, PreprocessPool, asSlideId, configureDecoding, createOrCheckIndex, openSlide, parseDevice, parseFilter, readGridTile, resolveModel, slideMppOf, tileCache, tileGrid } from '../../engine/index.js';
 import { runIndex } from '../../indexer/pipeline.js';
+import { ensureSyntheticSlide } from '../slides/synthetic-slide.js';
 import { incrementalGrowth, largeShard, servingShard } from './growth.js';
 import { qualityWithD8 } from './quality-d8.js';
 import { PROJECT_ROOT, SLIDES, SYSTEM_PYTHON, TILES, hasSharedData } from '../../test/shared-data.js';
@@ -110,21 +113,97 @@ function printEf(name: string, rows: EfResult[]): void {
 }
 
 // ── indexing ────────────────────────────────────────────────────────────────────────────────
+// End to end against the model alone, in the same run: the model-only rate is measured just
+// before and just after each end-to-end run (this machine drifts) and their mean is the
+// reference. Then reading alone (decode + preprocess, one core, per format), which says how many
+// cores one accelerator needs: model tiles/s ÷ reading tiles/s per core.
 if (SECTIONS.has('indexing')) {
-  console.log('indexing: tessera index over the shared slides (CPU, default model)');
+  const device = parseDevice(process.env.BENCH_DEVICE ?? 'cpu');
+  const modelId = process.env.BENCH_MODEL;
+  const tileLimit = Number(process.env.BENCH_TILES_LIMIT ?? 0);
+  console.log(`indexing: tessera index over the shared slides and --tiles over LC25000 lung (${process.env.BENCH_DEVICE ?? 'cpu'}, ${modelId ?? 'default model'})`);
   configureDecoding({ decodeThreads: cpus().length });
   const out = mkdtempSync(join(tmpdir(), 'tessera-bench-index-'));
-  const list = join(out, 'slides.txt');
+  const model = resolveModel(modelId, join(out, 'models'));
+  const probe = await Embedder.create(model, { device, preprocessThreads: 0 });
+  const zeros = Array.from({ length: probe.batchSize }, () => new Float32Array(3 * model.manifest.inputSize ** 2));
+  /** Model-only tiles/s: batches of zeros with every session busy, for about `seconds`. */
+  const modelOnly = async (seconds: number): Promise<number> => {
+    await probe.embedPreprocessed(zeros.map((zero) => zero.slice()));
+    const started = performance.now();
+    const queued: Array<Promise<unknown>> = [];
+    let tiles = 0;
+    while (performance.now() - started < seconds * 1000) {
+      queued.push(probe.embedPreprocessed(zeros.map((zero) => zero.slice())));
+      tiles += zeros.length;
+      if (queued.length > probe.parallelism) await queued.shift();
+    }
+    await Promise.all(queued);
+    return tiles / ((performance.now() - started) / 1000);
+  };
   const files = ['CMU-1-Small-Region.svs', 'tcga-cr-7395-01a-01-ts1.svs', 'ndpi/test3-DAPI-2-387.ndpi', 'ndpi/test3-TRITC-2-560.ndpi', 'derived/cmu1-small-pyramid-jpeg.tif', 'derived/cmu1-crop1024-pyramid.ome.tif', 'tcga-small-dicom.dcm'];
+  // The large slide is what makes this a throughput figure rather than start-up time: built once
+  // (as bench:slides does) unless BENCH_SYNTHETIC=0.
   const synthetic = join(CACHE, 'synthetic-40960.tif');
-  writeFileSync(list, [...files.map((file) => join(SLIDES, file)), ...(existsSync(synthetic) ? [synthetic] : [])].join('\n'));
+  if (process.env.BENCH_SYNTHETIC !== '0') await ensureSyntheticSlide(synthetic, [join(SLIDES, 'CMU-1-Small-Region.svs'), join(SLIDES, 'derived', 'cmu1-small-pyramid-jpeg.tif')]);
   const csv = join(out, 'meta.csv');
   writeFileSync(csv, ['slide_id,path,mpp', ...files.map((file) => `${file},${join(SLIDES, file)},${file.startsWith('tcga') ? 0.25 : ''}`), ...(existsSync(synthetic) ? [`synthetic,${synthetic},`] : [])].join('\n'));
-  const report = await runIndex({ metadata: csv, out: join(out, 'index'), modelsDir: join(out, 'models'), shards: 2, device: { kind: 'cpu' }, tile: DEFAULT_TILE_SPEC, minTissue: 0.5, logger: pino({ level: 'warn' }), interactive: false });
+  const endToEnd = async (name: string, source: { metadata: string } | { tiles: string }) => {
+    const before = await modelOnly(5);
+    // The probe's sessions would compete with the run's: it idles meanwhile.
+    const report = await runIndex({ ...source, out: join(out, name), ...(modelId ? { modelId } : {}), modelsDir: join(out, 'models'), shards: 2, device, tile: DEFAULT_TILE_SPEC, minTissue: 'tiles' in source ? 0 : 0.5, logger: pino({ level: 'warn' }), interactive: false });
+    const after = await modelOnly(5);
+    const reference = (before + after) / 2;
+    const rss = process.resourceUsage().maxRSS / 1024;
+    console.log(`  ${name}: ${report.slides.indexed} items, ${report.tiles} tiles in ${report.seconds.toFixed(1)} s: ${report.tilesPerSecond.toFixed(1)} tiles/s end to end vs ${reference.toFixed(1)} model only (${before.toFixed(1)} before, ${after.toFixed(1)} after): ${((100 * report.tilesPerSecond) / reference).toFixed(0)}%; ${report.slides.failed} failed; peak RSS so far ${rss.toFixed(0)} MiB`);
+    console.log(`    stages: inference ${(report.stages.embedInferenceMs / 1000).toFixed(1)} s summed over ${probe.parallelism} sessions, sessions waiting for tiles ${(report.stages.embedWaitMs / 1000).toFixed(1)} s`);
+    return { ...report, failures: report.failures.map((failure) => failure.code), modelOnlyTilesPerSecond: reference, modelOnlyBefore: before, modelOnlyAfter: after, shareOfModelOnly: report.tilesPerSecond / reference, peakRssMiB: rss };
+  };
+  const parts = new Set((process.env.BENCH_INDEXING ?? 'slides,tiles,reading').split(','));
+  const slides = parts.has('slides') ? await endToEnd('slides', { metadata: csv }) : { modelOnlyTilesPerSecond: await modelOnly(5) };
+  if (!existsSync(synthetic)) console.log('    (without the 40 960² synthetic slide: BENCH_SYNTHETIC=0)');
+  let tilesFolder = join(TILES, 'lc25000-lung-dev');
+  if (tileLimit > 0) {
+    // A smaller library for a quick run: the first N images, linked into a folder of their own.
+    const { symlinkSync } = await import('node:fs');
+    const subset = join(out, 'lung-subset');
+    mkdirSync(subset);
+    readdirSync(tilesFolder, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.jpeg')).sort().slice(0, tileLimit).forEach((name, i) => symlinkSync(join(tilesFolder, name), join(subset, `${i}-${name.replaceAll('/', '_')}`)));
+    tilesFolder = subset;
+  }
+  const tiles = parts.has('tiles') ? await endToEnd('tiles', { tiles: tilesFolder }) : undefined;
+  await probe.close();
+
+  // Reading alone, one core: each tile read (fresh tile cache, one decoding thread) and
+  // preprocessed on this thread, one at a time, so one core is busy at any moment.
+  console.log('  reading alone (decode + resize + normalize, one tile at a time on one core), per format:');
+  configureDecoding({ decodeThreads: 1 });
+  const preprocess = new PreprocessPool(0);
+  const reading: Record<string, number> = {};
+  const formats: Array<[string, string]> = [['SVS JPEG', 'CMU-1-Small-Region.svs'], ['SVS JPEG 2000', 'tcga-cr-7395-01a-01-ts1.svs'], ['NDPI', 'ndpi/test3-DAPI-2-387.ndpi'], ['pyramidal TIFF JPEG', 'derived/cmu1-small-pyramid-jpeg.tif'], ['OME-TIFF', 'derived/cmu1-crop1024-pyramid.ome.tif'], ['DICOM', 'tcga-small-dicom.dcm']];
+  if (existsSync(synthetic)) formats.push(['TIFF JPEG 40 960²', synthetic]);
+  for (const [format, file] of formats) {
+    if (!parts.has('reading')) break;
+    tileCache.setMaxBytes(0);
+    tileCache.setMaxBytes(DEFAULT_TILE_CACHE_BYTES);
+    const slide = await openSlide(file.startsWith('/') ? file : join(SLIDES, file));
+    try {
+      const mpp = slideMppOf(slide, file, file.startsWith('tcga') ? [0.25, 0.25] : undefined);
+      const grid = (await tileGrid(slide, file, { ...DEFAULT_TILE_SPEC, minTissue: 0.5, slideMpp: mpp })).slice(0, 500);
+      const started = performance.now();
+      for (const tile of grid) await preprocess.batch([await readGridTile(slide, tile, DEFAULT_TILE_SPEC, { resize: false })], model.manifest);
+      reading[format] = grid.length / ((performance.now() - started) / 1000);
+      console.log(`    ${format.padEnd(20)} ${String(grid.length).padStart(4)} tiles: ${reading[format]!.toFixed(1)} tiles/s per core (one core feeds ${((100 * reading[format]!) / slides.modelOnlyTilesPerSecond).toFixed(0)}% of this model here)`);
+    } catch (error) {
+      console.log(`    ${format.padEnd(20)} skipped: ${(error as Error).message}`);
+    } finally {
+      slide.close();
+    }
+  }
+  await preprocess.close();
   const rss = process.resourceUsage().maxRSS / 1024;
-  console.log(`  ${report.slides.indexed} slides, ${report.tiles} tiles in ${report.seconds.toFixed(1)} s: ${report.tilesPerSecond.toFixed(1)} tiles/s; ${report.slides.failed} failed${existsSync(synthetic) ? ' (includes the 40 960² synthetic slide)' : ' (run bench:slides first to include the 40 960² synthetic slide)'}`);
-  console.log(`  stages: inference ${(report.stages.embedInferenceMs / 1000).toFixed(1)} s summed over sessions, sessions waiting for tiles ${(report.stages.embedWaitMs / 1000).toFixed(1)} s; peak RSS ${rss.toFixed(0)} MiB\n`);
-  results.indexing = { ...report, failures: report.failures.map((failure) => failure.code), peakRssMiB: rss };
+  console.log(`  peak RSS ${rss.toFixed(0)} MiB${device.kind === 'cuda' ? '' : '; no GPU measured in this run (BENCH_DEVICE=cuda and BENCH_MODEL=… on a GPU machine)'}\n`);
+  results.indexing = { slides, tiles, readingTilesPerSecondPerCore: reading, peakRssMiB: rss };
 }
 
 // ── embeddings for ann-real and quality ─────────────────────────────────────────────────────

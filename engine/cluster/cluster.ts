@@ -90,15 +90,31 @@ export class Cluster {
   }
 
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
-    return this.groupFor(slideId).storedVectors(slideId, selection, datasets);
+    return this.onSlideShard(slideId, (group) => group.storedVectors(slideId, selection, datasets));
   }
 
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {
-    return this.groupFor(slideId).slide(slideId, datasets);
+    return this.onSlideShard(slideId, (group) => group.slide(slideId, datasets));
   }
 
   readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {
-    return this.groupFor(slideId).readRegion(slideId, rect, datasets);
+    return this.onSlideShard(slideId, (group) => group.readRegion(slideId, rect, datasets));
+  }
+
+  /**
+   * A call to the group holding a slide. When that group (and its replicas) is down, nothing
+   * else holds the slide's record or vectors: the error names the shard, so a caller knows which
+   * one to bring back. @throws TesseraError SHARD_UNAVAILABLE naming the shard
+   */
+  private async onSlideShard<T>(slideId: string, call: (group: ShardGroup) => Promise<T>): Promise<T> {
+    const group = this.groupFor(slideId);
+    try {
+      return await call(group);
+    } catch (error) {
+      if (!(error instanceof TesseraError) || error.code !== 'SHARD_UNAVAILABLE') throw error;
+      const shard = shardOf(slideId, this.index.shards);
+      throw new TesseraError('SHARD_UNAVAILABLE', `shard ${shard}, which holds slide "${slideId}", is unavailable (${group.location} and its replicas): ${error.message}`, { transient: true, cause: error });
+    }
   }
 
   /** Every slide in scope, from every group that answers; sorted by slide id. */

@@ -26,6 +26,8 @@ export interface LocalGroupOptions {
   threads?: number;
   /** Folders slide files must lie in; undefined: anywhere. */
   slideRoots?: string[];
+  /** DICOMweb service roots that slides indexed over DICOMweb may be read from. */
+  dicomWebServers?: string[];
 }
 
 /** One opening of the index: records, search threads and slide files. A reload swaps in a new one. */
@@ -222,7 +224,7 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
       }),
   );
   const describe = `local shards ${shards.join(',')}`;
-  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots) };
+  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
     await Promise.all(pools.map((pool) => pool.run({ op: 'ping', delayMs: 0 } satisfies SearchTask)));
   } catch (error) {

@@ -40,7 +40,7 @@ export class RemoteShardGroup implements ShardGroup {
    */
   static async connect(url: string, options: RemoteGroupOptions = {}): Promise<RemoteShardGroup> {
     const urls = [url, ...(options.replicas ?? [])].map((entry) => entry.replace(/\/+$/, ''));
-    const health = await call<GroupHealth>(urls, '/health', undefined, Date.now() + (options.timeoutMs ?? 2000), options.clusterToken);
+    const health = await call<GroupHealth>(urls, '/internal/v1/health', undefined, Date.now() + (options.timeoutMs ?? 2000), options.clusterToken);
     const shardIds = health.shards.map((shard) => shard.shard);
     return new RemoteShardGroup(urls, shardIds, health.model.dimension, options, { ...health, location: urls[0] as string });
   }
@@ -79,7 +79,7 @@ export class RemoteShardGroup implements ShardGroup {
   }
 
   async health(): Promise<GroupHealth> {
-    return { ...(await call<GroupHealth>(this.urls, '/health', undefined, Date.now() + (this.options.timeoutMs ?? 2000), this.options.clusterToken)), location: this.location };
+    return { ...(await call<GroupHealth>(this.urls, '/internal/v1/health', undefined, Date.now() + (this.options.timeoutMs ?? 2000), this.options.clusterToken)), location: this.location };
   }
 
   /** Reloads the node and each of its replicas (a reload of 1M tiles takes tens of seconds). */

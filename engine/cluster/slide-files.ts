@@ -10,8 +10,14 @@ const OPEN_SLIDES = 16;
 export class SlideFiles {
   private readonly open = new Map<string, Promise<Slide>>();
 
-  /** `roots`: folders slide files must lie in (symlinks resolved); undefined allows any path. */
-  constructor(private readonly roots: string[] | undefined) {}
+  /**
+   * `roots`: folders slide files must lie in (symlinks resolved); undefined allows any path.
+   * `dicomWebServers`: DICOMweb service roots that slides indexed from a server may be read from.
+   */
+  constructor(
+    private readonly roots: string[] | undefined,
+    private readonly dicomWebServers: string[] = [],
+  ) {}
 
   /** The open slide at `path` for `slideId`. @throws TesseraError SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED, SLIDE_CORRUPT */
   async get(slideId: string, path: string): Promise<Slide> {
@@ -21,7 +27,7 @@ export class SlideFiles {
       this.open.set(slideId, cached);
       return cached;
     }
-    const opening = openSlide(path, { ...(this.roots ? { roots: this.roots } : {}) }).catch((error: unknown) => {
+    const opening = openSlide(path, { ...(this.roots ? { roots: this.roots } : {}), dicomWebServers: this.dicomWebServers }).catch((error: unknown) => {
       this.open.delete(slideId);
       // The message names the file; the API must not echo a path, so keep the slide id only.
       if (error instanceof TesseraError) throw new TesseraError(error.code, `slide "${slideId}": ${reasonOf(error.message)}`, { cause: error });

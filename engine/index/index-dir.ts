@@ -2,7 +2,8 @@
  * An index directory: index.json plus shard-NNN folders. Slides go to shards by a stable hash of
  * their id, so every job computes the same assignment and partitions never overlap.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { LocalShard, type PartSelection } from './local-shard.js';
@@ -46,17 +47,7 @@ export function readIndexInfo(indexDir: string): IndexInfo {
  * @throws TesseraError MODEL_MISMATCH, INVALID_ARGUMENT, INDEX_WRITE_FAILED
  */
 export function createOrCheckIndex(indexDir: string, options: CreateIndexOptions): IndexInfo {
-  if (existsSync(join(indexDir, 'index.json'))) {
-    const info = readIndexInfo(indexDir);
-    if (info.model.id !== options.model.id || info.model.version !== options.model.version || info.model.dimension !== options.model.dimension) {
-      throw new TesseraError('MODEL_MISMATCH', `${indexDir} was built with model ${info.model.id} ${info.model.version} (${info.model.dimension}-d); refusing to add ${options.model.id} ${options.model.version} (${options.model.dimension}-d) embeddings`);
-    }
-    if (info.shards !== options.shards) throw new TesseraError('INVALID_ARGUMENT', `${indexDir} has ${info.shards} shards, fixed at creation; got --shards ${options.shards}`);
-    if (info.tile.mpp !== options.tile.mpp || info.tile.sizePx !== options.tile.sizePx) {
-      throw new TesseraError('INVALID_ARGUMENT', `${indexDir} tiles at ${info.tile.sizePx} px, ${info.tile.mpp} µm/px; got ${options.tile.sizePx} px, ${options.tile.mpp} µm/px`);
-    }
-    return info;
-  }
+  if (existsSync(join(indexDir, 'index.json'))) return checkSameIndex(indexDir, readIndexInfo(indexDir), options);
   if (!Number.isInteger(options.shards) || options.shards < 1 || options.shards > 4096) throw new TesseraError('INVALID_ARGUMENT', `shard count must be an integer from 1 to 4096, got ${options.shards}`);
   const info: IndexInfo = {
     formatVersion: INDEX_FORMAT_VERSION,
@@ -67,12 +58,34 @@ export function createOrCheckIndex(indexDir: string, options: CreateIndexOptions
     tile: options.tile,
     createdAt: new Date().toISOString(),
   };
+  // Jobs of one array start together: each writes its own temporary file and links it into
+  // place, which fails if index.json exists (an exclusive create that never shows a half-written
+  // file, on NFS too). The job that loses checks the winner's index.json like any existing one.
+  const temporary = join(indexDir, `index.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     mkdirSync(indexDir, { recursive: true });
-    writeFileSync(join(indexDir, 'index.json.tmp'), `${JSON.stringify(info, null, 2)}\n`);
-    renameSync(join(indexDir, 'index.json.tmp'), join(indexDir, 'index.json'));
+    writeFileSync(temporary, `${JSON.stringify(info, null, 2)}\n`);
+    linkSync(temporary, join(indexDir, 'index.json'));
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return checkSameIndex(indexDir, readIndexInfo(indexDir), options);
     throw new TesseraError('INDEX_WRITE_FAILED', `cannot create the index in ${indexDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  } finally {
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // Nothing was written where the folder could not be made.
+    }
+  }
+  return info;
+}
+
+function checkSameIndex(indexDir: string, info: IndexInfo, options: CreateIndexOptions): IndexInfo {
+  if (info.model.id !== options.model.id || info.model.version !== options.model.version || info.model.dimension !== options.model.dimension) {
+    throw new TesseraError('MODEL_MISMATCH', `${indexDir} was built with model ${info.model.id} ${info.model.version} (${info.model.dimension}-d); refusing to add ${options.model.id} ${options.model.version} (${options.model.dimension}-d) embeddings`);
+  }
+  if (info.shards !== options.shards) throw new TesseraError('INVALID_ARGUMENT', `${indexDir} has ${info.shards} shards, fixed at creation; got --shards ${options.shards}`);
+  if (info.tile.mpp !== options.tile.mpp || info.tile.sizePx !== options.tile.sizePx) {
+    throw new TesseraError('INVALID_ARGUMENT', `${indexDir} tiles at ${info.tile.sizePx} px, ${info.tile.mpp} µm/px; got ${options.tile.sizePx} px, ${options.tile.mpp} µm/px`);
   }
   return info;
 }

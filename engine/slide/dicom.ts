@@ -1,25 +1,17 @@
 /**
- * DICOM WSI (VL Whole Slide Microscopy, the format BIGPICTURE stores): one instance per pyramid
- * level, grouped by SeriesInstanceUID; TILED_FULL or TILED_SPARSE frames; JPEG, JPEG 2000,
- * JPEG-LS or native pixel data. Headers are parsed with dicom-parser; pixel data is never loaded
- * whole: frame positions are read from the encapsulation items and frames are read on demand.
+ * DICOM WSI files (VL Whole Slide Microscopy, the format BIGPICTURE stores): the instances of one
+ * SeriesInstanceUID in a folder, described as `DicomInstance`s for dicom-pyramid.ts, which builds
+ * the levels. Headers are parsed with dicom-parser; pixel data is never loaded whole: frame
+ * positions are read from the encapsulation items and frames are read on demand.
  */
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import dicomParser, { type DataSet } from 'dicom-parser';
 import { TesseraError } from '../errors.js';
-import { decodeJpeg, type TileCrop } from './codecs/jpeg.js';
-import { decodeJpeg2000, rgbFromYcbcrInPlace } from './codecs/jpeg2000.js';
-import { decodeJpegLs } from './codecs/jpeg-ls.js';
+import { buildDicomSlide, nativeFrameBytes, NATIVE_SYNTAXES, WSI_SOP_CLASS, type DicomInstance } from './dicom-pyramid.js';
 import { FileSource } from './file-source.js';
-import { rgbFromChannels, type RgbImage } from './rgb-image.js';
-import type { LevelReader, SlideSource } from './tiled-slide.js';
+import type { SlideSource } from './tiled-slide.js';
 
-const WSI_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.77.1.6';
-const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
-const JPEG_SYNTAXES = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
-const JPEG2000_SYNTAXES = new Set(['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202', '1.2.840.10008.1.2.4.203']);
-const JPEG_LS_SYNTAXES = new Set(['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81']);
 const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 const MAX_SIBLINGS_SCANNED = 2000;
 
@@ -28,48 +20,37 @@ export function hasDicomPreamble(head: Uint8Array): boolean {
   return head.length >= 132 && head[128] === 0x44 && head[129] === 0x49 && head[130] === 0x43 && head[131] === 0x4d;
 }
 
-interface Instance {
-  source: FileSource;
-  header: DataSet;
-  pixelDataOffset: number;
-  pixelDataLength: number;
-  transferSyntax: string;
-  imageType: string;
-  totalColumns: number;
-  totalRows: number;
-}
-
 /**
  * Opens a DICOM WSI from one of its instance files (the other instances of its series are found
  * in the same folder) or from a folder holding one series.
  */
 export function openDicom(path: string, name: string, isDirectory: boolean): SlideSource {
-  const instances: Instance[] = [];
+  const instances: DicomInstance[] = [];
   try {
     if (isDirectory) {
       for (const file of dicomFilesIn(path)) instances.push(readInstance(FileSource.open(file, basename(file)), basename(file)));
-      const series = instances[0]?.header.string('x0020000e');
+      const series = instances[0]?.seriesUid;
       if (instances.length === 0) throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: folder holds no DICOM files`);
-      if (instances.some((instance) => instance.header.string('x0020000e') !== series)) {
+      if (instances.some((instance) => instance.seriesUid !== series)) {
         throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: folder holds more than one DICOM series; open one of its files instead`);
       }
     } else {
       const first = readInstance(FileSource.open(path, name), name);
       instances.push(first);
-      const series = first.header.string('x0020000e');
+      const series = first.seriesUid;
       if (series) {
         for (const file of dicomFilesIn(dirname(path))) {
           if (file === path) continue;
           const sibling = tryReadInstance(file);
           if (!sibling) continue;
-          if (sibling.header.string('x0020000e') === series) instances.push(sibling);
-          else sibling.source.close();
+          if (sibling.seriesUid === series) instances.push(sibling);
+          else sibling.close();
         }
       }
     }
-    return buildSlide(instances, name);
+    return buildDicomSlide(instances, name);
   } catch (error) {
-    for (const instance of instances) instance.source.close();
+    for (const instance of instances) instance.close();
     throw error;
   }
 }
@@ -92,7 +73,7 @@ function dicomFilesIn(folder: string): string[] {
   return files.sort();
 }
 
-function tryReadInstance(file: string): Instance | null {
+function tryReadInstance(file: string): DicomInstance | null {
   try {
     return readInstance(FileSource.open(file, basename(file)), basename(file));
   } catch {
@@ -100,7 +81,7 @@ function tryReadInstance(file: string): Instance | null {
   }
 }
 
-function readInstance(source: FileSource, name: string): Instance {
+function readInstance(source: FileSource, name: string): DicomInstance {
   let header: DataSet | undefined;
   let prefixBytes = Math.min(source.size, 1024 * 1024);
   for (;;) {
@@ -127,36 +108,16 @@ function readInstance(source: FileSource, name: string): Instance {
   const totalColumns = header.uint32('x00480006') ?? header.uint16('x00280011') ?? 0;
   const totalRows = header.uint32('x00480007') ?? header.uint16('x00280010') ?? 0;
   if (totalColumns <= 0 || totalRows <= 0) fail('SLIDE_CORRUPT', 'DICOM file has no total pixel matrix size');
-  return {
-    source,
-    header,
-    pixelDataOffset: pixelData?.dataOffset ?? 0,
-    pixelDataLength: pixelData?.length ?? 0,
-    transferSyntax: header.string('x00020010') ?? '1.2.840.10008.1.2.1',
-    // ImageType's third value: VOLUME for pyramid levels, LABEL / OVERVIEW / THUMBNAIL otherwise.
-    imageType: (header.string('x00080008') ?? '').split('\\')[2]?.trim().toUpperCase() || 'VOLUME',
-    totalColumns,
-    totalRows,
-  };
+  return fileInstance(source, header, name, pixelData?.dataOffset ?? 0, pixelData?.length ?? 0, totalColumns, totalRows);
 }
 
-function buildSlide(instances: Instance[], name: string): SlideSource {
-  const volumes = instances.filter((instance) => instance.imageType === 'VOLUME').sort((a, b) => b.totalColumns - a.totalColumns);
-  const base = volumes[0];
-  if (!base) throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: DICOM series has no VOLUME image (only ${instances.map((i) => i.imageType).join(', ')})`);
-  const levels: LevelReader[] = [];
-  const used = new Set<Instance>();
-  let previousWidth = Infinity;
-  for (const instance of volumes) {
-    if (instance.totalColumns >= previousWidth) continue; // a second instance of the same level
-    previousWidth = instance.totalColumns;
-    used.add(instance);
-    const downsample = (base.totalColumns / instance.totalColumns + base.totalRows / instance.totalRows) / 2;
-    levels.push(dicomLevel(instance, downsample, name));
-  }
-  const associatedImages = [...new Set(instances.filter((i) => i.imageType !== 'VOLUME').map((i) => i.imageType.toLowerCase()))];
-  for (const instance of instances) if (!used.has(instance)) instance.source.close();
-  const header = base.header;
+function fileInstance(source: FileSource, header: DataSet, name: string, pixelDataOffset: number, pixelDataLength: number, totalColumns: number, totalRows: number): DicomInstance {
+  const shared = header.elements['x52009229']?.items?.[0]?.dataSet;
+  const spacing = (shared?.elements['x00289110']?.items?.[0]?.dataSet?.string('x00280030') ?? header.string('x00280030'))?.split('\\').map(Number);
+  const imagedWidth = header.float('x00480001');
+  const imagedHeight = header.float('x00480002');
+  const opticalPath = header.elements['x00480105']?.items?.[0]?.dataSet;
+  const power = Number(opticalPath?.string('x00480112'));
   const properties: Record<string, string> = {};
   const propertyTags: Array<[string, string]> = [
     ['x00080070', 'dicom.Manufacturer'],
@@ -169,88 +130,58 @@ function buildSlide(instances: Instance[], name: string): SlideSource {
     const value = header.string(tag);
     if (value) properties[key] = value;
   }
-  return {
-    format: 'dicom',
-    vendor: 'dicom',
-    mpp: dicomMpp(base),
-    objectivePower: objectivePower(header),
-    associatedImages,
+  const instance: Omit<DicomInstance, 'readFrame'> = {
+    name,
+    seriesUid: header.string('x0020000e'),
+    // ImageType's third value: VOLUME for pyramid levels, LABEL / OVERVIEW / THUMBNAIL otherwise.
+    imageType: (header.string('x00080008') ?? '').split('\\')[2]?.trim().toUpperCase() || 'VOLUME',
+    totalColumns,
+    totalRows,
+    tileWidth: header.uint16('x00280011') ?? 0,
+    tileHeight: header.uint16('x00280010') ?? 0,
+    frameCount: Number(header.string('x00280008') ?? '1') || 1,
+    transferSyntax: header.string('x00020010') ?? '1.2.840.10008.1.2.1',
+    photometric: (header.string('x00280004') ?? 'RGB').trim(),
+    samplesPerPixel: header.uint16('x00280002') ?? 1,
+    bitsAllocated: header.uint16('x00280100') ?? 8,
+    bitsStored: header.uint16('x00280101') ?? header.uint16('x00280100') ?? 8,
+    planarConfiguration: header.uint16('x00280006') ?? 0,
+    dimensionOrganization: header.string('x00209311'),
+    concatenationFrameOffset: header.elements['x00209228'] ? header.uint32('x00209228') : undefined,
+    instanceNumber: Number(header.string('x00200013') ?? '0') || 0,
+    framePositions: framePositions(header),
+    pixelSpacingMm: spacing && spacing.length === 2 ? [spacing[0] ?? 0, spacing[1] ?? 0] : undefined,
+    imagedSizeMm: imagedWidth !== undefined && imagedHeight !== undefined ? [imagedWidth, imagedHeight] : undefined,
+    objectivePower: power > 0 ? power : null,
     properties,
-    levels,
-    close: () => {
-      for (const instance of used) instance.source.close();
-    },
+    close: () => source.close(),
   };
-}
-
-/** µm per pixel from PixelSpacing (mm, row then column) in the shared functional groups. */
-function dicomMpp(instance: Instance): [number, number] | null {
-  const shared = instance.header.elements['x52009229']?.items?.[0]?.dataSet;
-  const measures = shared?.elements['x00289110']?.items?.[0]?.dataSet;
-  const spacing = (measures?.string('x00280030') ?? instance.header.string('x00280030'))?.split('\\').map(Number);
-  if (spacing && spacing.length === 2 && (spacing[0] ?? 0) > 0 && (spacing[1] ?? 0) > 0) {
-    return [(spacing[1] ?? 0) * 1000, (spacing[0] ?? 0) * 1000];
-  }
-  const widthMm = Number(instance.header.string('x00480001'));
-  const heightMm = Number(instance.header.string('x00480002'));
-  if (widthMm > 0 && heightMm > 0) return [(widthMm * 1000) / instance.totalColumns, (heightMm * 1000) / instance.totalRows];
-  return null;
-}
-
-function objectivePower(header: DataSet): number | null {
-  const opticalPath = header.elements['x00480105']?.items?.[0]?.dataSet;
-  const power = Number(opticalPath?.string('x00480112'));
-  return power > 0 ? power : null;
-}
-
-function dicomLevel(instance: Instance, downsample: number, name: string): LevelReader {
-  const { header, source } = instance;
-  const tileWidth = header.uint16('x00280011') ?? 0;
-  const tileHeight = header.uint16('x00280010') ?? 0;
-  const frameCount = Number(header.string('x00280008') ?? '1') || 1;
-  if (tileWidth <= 0 || tileHeight <= 0) throw new TesseraError('SLIDE_CORRUPT', `${name}: DICOM frame size is ${tileWidth}×${tileHeight}`);
-  const tilesAcross = Math.ceil(instance.totalColumns / tileWidth);
-  const tilesDown = Math.ceil(instance.totalRows / tileHeight);
-  const frameAt = frameIndex(header, tilesAcross, tilesDown, frameCount, tileWidth, tileHeight);
-  const frames = frameRanges(instance, frameCount, tileWidth, tileHeight, name);
-  const decode = frameDecoder(instance, tileWidth, tileHeight, name);
+  let frames: ByteRange[][] | undefined;
   return {
-    level: { width: instance.totalColumns, height: instance.totalRows, downsample, tileWidth, tileHeight },
-    partialDecode: JPEG_SYNTAXES.has(instance.transferSyntax),
-    async readTile(col, row, crop) {
-      if (col < 0 || row < 0 || col >= tilesAcross || row >= tilesDown) return null;
-      const frame = frameAt(col, row);
-      if (frame === undefined) return null; // TILED_SPARSE: no frame here, background
+    ...instance,
+    readFrame(frame) {
+      frames ??= frameRanges(source, instance, pixelDataOffset, pixelDataLength, name);
       const parts = frames[frame];
       if (!parts) throw new TesseraError('SLIDE_CORRUPT', `${name}: frame ${frame + 1} is missing from the pixel data`);
-      const bytes = parts.length === 1 ? source.readAt(parts[0]?.offset ?? 0, parts[0]?.length ?? 0) : Buffer.concat(parts.map((part) => source.readAt(part.offset, part.length)));
-      return decode(bytes, crop);
+      return parts.length === 1 ? source.readAt(parts[0]?.offset ?? 0, parts[0]?.length ?? 0) : Buffer.concat(parts.map((part) => source.readAt(part.offset, part.length)));
     },
   };
 }
 
-/** Maps a tile position to its frame index: row-major for TILED_FULL, from plane positions for TILED_SPARSE. */
-function frameIndex(header: DataSet, tilesAcross: number, tilesDown: number, frameCount: number, tileWidth: number, tileHeight: number): (col: number, row: number) => number | undefined {
+/** Each frame's (column, row) from the per-frame functional groups, when every frame has one. */
+function framePositions(header: DataSet): Array<[number, number]> | undefined {
   const perFrame = header.elements['x52009230']?.items;
-  if (header.string('x00209311') === 'TILED_SPARSE' && perFrame) {
-    const positions = new Map<number, number>();
-    perFrame.forEach((item, frame) => {
-      const position = item.dataSet?.elements['x0048021a']?.items?.[0]?.dataSet;
-      const column = Number(position?.string('x0048021e'));
-      const row = Number(position?.string('x0048021f'));
-      if (column >= 1 && row >= 1) {
-        const key = Math.floor((row - 1) / tileHeight) * tilesAcross + Math.floor((column - 1) / tileWidth);
-        // With several focal planes or optical paths, the first frame at a position wins.
-        if (!positions.has(key)) positions.set(key, frame);
-      }
-    });
-    return (col, row) => positions.get(row * tilesAcross + col);
+  if (!perFrame || perFrame.length === 0) return undefined;
+  const positions: Array<[number, number]> = [];
+  for (const item of perFrame) {
+    const position = item.dataSet?.elements['x0048021a']?.items?.[0]?.dataSet;
+    // Column and Row Position In Total Image Pixel Matrix are SL: binary in either VR encoding.
+    const column = position?.elements['x0048021e'] ? position.int32('x0048021e') : undefined;
+    const row = position?.elements['x0048021f'] ? position.int32('x0048021f') : undefined;
+    if (column === undefined || row === undefined) return undefined;
+    positions.push([column, row]);
   }
-  // TILED_FULL: frames in row-major order; further focal planes and optical paths follow.
-  return (col, row) => {
-    const frame = row * tilesAcross + col;
-    return frame < frameCount && frame < tilesAcross * tilesDown ? frame : undefined;
-  };
+  return positions;
 }
 
 interface ByteRange {
@@ -259,13 +190,12 @@ interface ByteRange {
 }
 
 /** File ranges of each frame: fixed-size slices of native data, or encapsulated fragments. */
-function frameRanges(instance: Instance, frameCount: number, tileWidth: number, tileHeight: number, name: string): ByteRange[][] {
-  const { header, source, pixelDataOffset } = instance;
+function frameRanges(source: FileSource, instance: Omit<DicomInstance, 'readFrame'>, pixelDataOffset: number, pixelDataLength: number, name: string): ByteRange[][] {
+  const { frameCount } = instance;
   if (NATIVE_SYNTAXES.has(instance.transferSyntax)) {
-    const bytesPerSample = (header.uint16('x00280100') ?? 8) / 8;
-    const frameBytes = tileWidth * tileHeight * (header.uint16('x00280002') ?? 1) * bytesPerSample;
-    if (instance.pixelDataLength < frameBytes * frameCount) {
-      throw new TesseraError('SLIDE_CORRUPT', `${name}: native pixel data holds ${instance.pixelDataLength} bytes, ${frameBytes * frameCount} expected for ${frameCount} frames`);
+    const frameBytes = nativeFrameBytes(instance);
+    if (pixelDataLength < frameBytes * frameCount) {
+      throw new TesseraError('SLIDE_CORRUPT', `${name}: native pixel data holds ${pixelDataLength} bytes, ${frameBytes * frameCount} expected for ${frameCount} frames`);
     }
     return Array.from({ length: frameCount }, (_, frame) => [{ offset: pixelDataOffset + frame * frameBytes, length: frameBytes }]);
   }
@@ -305,46 +235,4 @@ function frameRanges(instance: Instance, frameCount: number, tileWidth: number, 
     });
   }
   throw new TesseraError('SLIDE_CORRUPT', `${name}: ${fragments.length} pixel data fragments for ${frameCount} frames and no offset table`);
-}
-
-function frameDecoder(instance: Instance, tileWidth: number, tileHeight: number, name: string): (bytes: Buffer, crop?: TileCrop) => Promise<RgbImage> {
-  const { header, transferSyntax } = instance;
-  const photometric = (header.string('x00280004') ?? 'RGB').trim();
-  if (JPEG_SYNTAXES.has(transferSyntax)) return (bytes, crop) => decodeJpeg(bytes, crop);
-  if (JPEG2000_SYNTAXES.has(transferSyntax)) return (bytes) => decodeJpeg2000(bytes);
-  if (JPEG_LS_SYNTAXES.has(transferSyntax)) return (bytes) => decodeJpegLs(bytes);
-  if (NATIVE_SYNTAXES.has(transferSyntax)) {
-    const samples = header.uint16('x00280002') ?? 1;
-    const bitsAllocated = header.uint16('x00280100') ?? 8;
-    const bitsStored = header.uint16('x00280101') ?? bitsAllocated;
-    const planar = header.uint16('x00280006') ?? 0;
-    return async (bytes) => {
-      let pixels: Uint8Array = bytes;
-      if (bitsAllocated === 16) pixels = eightBitFromSixteen(bytes, bitsStored);
-      else if (bitsAllocated !== 8) throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: ${bitsAllocated}-bit DICOM pixel data is not supported`);
-      if (planar === 1 && samples === 3) pixels = interleavePlanes(pixels, tileWidth * tileHeight);
-      const image = rgbFromChannels(pixels, tileWidth, tileHeight, samples);
-      if (photometric === 'MONOCHROME1') for (let i = 0; i < image.data.length; i++) image.data[i] = 255 - (image.data[i] ?? 0);
-      if (photometric.startsWith('YBR_FULL')) rgbFromYcbcrInPlace(image.data);
-      return image;
-    };
-  }
-  throw new TesseraError('SLIDE_UNSUPPORTED', `${name}: DICOM transfer syntax ${transferSyntax} is not supported`);
-}
-
-function eightBitFromSixteen(bytes: Buffer, bitsStored: number): Uint8Array {
-  const out = new Uint8Array(bytes.length / 2);
-  const shift = Math.max(0, bitsStored - 8);
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(255, bytes.readUInt16LE(i * 2) >> shift);
-  return out;
-}
-
-function interleavePlanes(planar: Uint8Array, count: number): Uint8Array {
-  const out = new Uint8Array(count * 3);
-  for (let i = 0; i < count; i++) {
-    out[i * 3] = planar[i] ?? 0;
-    out[i * 3 + 1] = planar[count + i] ?? 0;
-    out[i * 3 + 2] = planar[2 * count + i] ?? 0;
-  }
-  return out;
 }

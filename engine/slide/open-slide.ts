@@ -5,6 +5,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { TesseraError, isTesseraError } from '../errors.js';
 import { hasDicomPreamble, openDicom } from './dicom.js';
+import { isDicomWebSeriesUrl, openDicomWeb, parseDicomWebSeriesUrl } from './dicomweb.js';
 import { FileSource } from './file-source.js';
 import { openImage } from './image.js';
 import { isNdpi, openNdpi } from './ndpi.js';
@@ -25,13 +26,21 @@ export interface OpenSlideOptions {
   imageMpp?: [number, number];
   /** `sequential` when reading the slide tile after tile (indexing); default `random`. */
   access?: SlideAccess;
+  /**
+   * DICOMweb service roots a series URL may be read from when `roots` is set (a server that
+   * confines files to slide roots confines URLs to these); without `roots`, any.
+   */
+  dicomWebServers?: string[];
 }
 
 /**
- * Opens a slide file (or a folder holding one DICOM series) and detects its format from content.
- * @throws TesseraError SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED, SLIDE_UNSUPPORTED, SLIDE_CORRUPT
+ * Opens a slide file (or a folder holding one DICOM series) and detects its format from content;
+ * or a DICOMweb series, given as its URL (`http(s)://HOST/ROOT/studies/UID/series/UID`).
+ * @throws TesseraError SLIDE_NOT_FOUND, SLIDE_ACCESS_DENIED, SLIDE_UNSUPPORTED, SLIDE_CORRUPT,
+ *   SLIDE_SOURCE_UNAVAILABLE (a DICOMweb server that cannot be reached or keeps failing)
  */
 export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<TiledSlide> {
+  if (isDicomWebSeriesUrl(path)) return openDicomWebSlide(path, options);
   const name = basename(path);
   const realPath = resolveInsideRoots(path, name, options.roots);
   let source: SlideSource;
@@ -41,6 +50,22 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
     if (isTesseraError(error)) throw error;
     throw new TesseraError('SLIDE_CORRUPT', `${name}: ${(error as Error).message ?? String(error)}`, { cause: error });
   }
+  try {
+    return new TiledSlide(source, name, options.access);
+  } catch (error) {
+    source.close();
+    throw error;
+  }
+}
+
+async function openDicomWebSlide(url: string, options: OpenSlideOptions): Promise<TiledSlide> {
+  const series = parseDicomWebSeriesUrl(url);
+  const name = `series ${series.series}`;
+  if (options.roots !== undefined) {
+    const allowed = (options.dicomWebServers ?? []).some((server) => series.base === server.replace(/\/+$/, ''));
+    if (!allowed) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: its DICOMweb server is not one of the configured servers`);
+  }
+  const source = await openDicomWeb(url);
   try {
     return new TiledSlide(source, name, options.access);
   } catch (error) {

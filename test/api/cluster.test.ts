@@ -4,6 +4,7 @@
  * relayed, and a node with another model is refused.
  */
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../api/index.js';
 import { shardOf } from '../../engine/index.js';
@@ -54,9 +55,9 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect(slides.body.results[0].slideId).toBe('S2');
     expect((await client(cluster.url, KEYS.all)('/v1/slides')).body.total).toBe(3);
     expect((await client(cluster.url, KEYS.stritt)('/v1/slides')).body.total).toBe(1);
-    const health = await client(cluster.url)('/health');
-    expect(health.body.role).toBe('router');
-    expect(health.body.shards.map((shard: { shard: number }) => shard.shard).sort()).toEqual([0, 1]);
+    expect((await client(cluster.url)('/health')).body).toEqual({ status: 'ok', role: 'router' });
+    const index = await client(cluster.url, KEYS.all)('/v1/index');
+    expect(index.body.groups.flatMap((group: { shards: Array<{ shard: number }> }) => group.shards.map((shard) => shard.shard)).sort()).toEqual([0, 1]);
   });
 
   it('relays slide images to the node holding the slide, with the caller key and scope', async () => {
@@ -69,6 +70,13 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
       expect((await api(`/v1/slides/${id}.dzi`)).body).toContain('<Size');
     }
     expect((await client(cluster.url, KEYS.stritt)('/v1/slides/S1/thumbnail')).status).toBe(404);
+    // Unknown or out of scope: 404 through the router and from a shard node alike, .dzi included.
+    for (const base of [cluster.url, shard0.url, shard1.url]) {
+      for (const path of ['/v1/slides/nope.dzi', '/v1/slides/nope', '/v1/slides/nope/thumbnail']) expect((await client(base, KEYS.all)(path)).status, `${base}${path}`).toBe(404);
+      expect((await client(base, KEYS.stritt)('/v1/slides/S1.dzi')).status, base).toBe(404);
+    }
+    // A shard node asked for a slide of a shard it does not serve: not here, not "unavailable".
+    expect((await client(shard0.url, KEYS.all)('/v1/slides/S1')).status).toBe(404);
     expect((await client(cluster.url)('/v1/slides/S1/thumbnail')).status).toBe(401);
   });
 
@@ -82,6 +90,16 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect(partial.body.coverage).toEqual({ answered: 1, total: 2, missing: [1] });
     expect(partial.body.results.length).toBeGreaterThan(0);
     expect(partial.body.results.every((hit: { shard: number }) => hit.shard === 0)).toBe(true);
+    // A query naming a slide on the dead shard has no vector to search with: 503 naming the shard.
+    expect(shardOf('S1', 2)).toBe(1);
+    const named = await client(without.url, KEYS.all)('/v1/search/region', { json: query });
+    expect(named.status).toBe(503);
+    expect(named.body.message).toMatch(/shard 1, which holds slide "S1", is unavailable/);
+    // An uploaded image needs no shard to be embedded: the live shard answers, with coverage.
+    const png = await sharp({ create: { width: 224, height: 224, channels: 3, background: { r: 200, g: 120, b: 180 } } }).png().toBuffer();
+    const uploaded = await client(without.url, KEYS.all)('/v1/search/region', { json: { image: png.toString('base64'), k: 3 } });
+    expect(uploaded.status).toBe(200);
+    expect(uploaded.body.coverage).toEqual({ answered: 1, total: 2, missing: [1] });
     const covered = await client(withReplica.url, KEYS.all)('/v1/search/region', { json: { ...shard0Query, exclude: { ownSlide: false } } });
     expect(covered.body.coverage).toEqual({ answered: 2, total: 2, missing: [] });
     const metrics = await client(without.url)('/metrics');

@@ -29,9 +29,11 @@ describe.skipIf(!hasSharedData)(`query API, one process ${hasSharedData ? '' : S
     const open = client(server.url);
     const health = await open('/health');
     expect(health.status).toBe(200);
-    expect(health.body.role).toBe('all');
-    expect(health.body.shards.map((shard: { shard: number }) => shard.shard).sort()).toEqual([0, 1]);
-    expect(health.body.model.id).toBe('mobilenetv2-int8');
+    // Liveness only without a key; shards, counts and the model are at /v1/index.
+    expect(health.body).toEqual({ status: 'ok', role: 'all' });
+    const index = await api('/v1/index');
+    expect(index.body.groups.flatMap((group: { shards: Array<{ shard: number }> }) => group.shards.map((shard) => shard.shard)).sort()).toEqual([0, 1]);
+    expect(index.body.index.model.id).toBe('mobilenetv2-int8');
     expect((await open('/ready')).status).toBe(200);
     const docs = await open('/docs/json');
     expect(Object.keys(docs.body.paths)).toEqual(expect.arrayContaining(['/v1/search/region', '/v1/search/slide', '/v1/cohorts', '/v1/hard-negatives', '/v1/slides', '/v1/slides/{id}', '/v1/models', '/v1/index']));

@@ -1,7 +1,7 @@
 /** `tessera embed` and `tessera models`, run as a user runs them. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { channelMeanModel } from '../engine/embed/tiny-models.js';
 import { SHARED_MISSING, TILES, hasSharedData } from '../shared-data.js';
@@ -53,6 +53,39 @@ describe.skipIf(!hasSharedData)(`tessera embed ${hasSharedData ? '' : SHARED_MIS
     for (const line of lines) {
       expect(line).toMatchObject({ model: 'mobilenetv2-int8', dimension: 1280 });
       expect(Math.hypot(...line.embedding)).toBeCloseTo(1, 3);
+    }
+  });
+
+  it('embeds 2,000 images given on one command line, streaming a line per image in order', async () => {
+    // 2,000 paths are about 150 KB of command line: ONNX Runtime's own parsing of
+    // /proc/self/cmdline crashed the process with SIGSEGV past about 20 KB.
+    const lung = join(TILES, 'lc25000-lung-dev');
+    const files = readdirSync(lung, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.jpeg')).sort().map((name) => join(lung, name));
+    const images = Array.from({ length: 2000 }, (_, i) => files[i % files.length] as string);
+    const { code, stdout, stderr } = await tessera('embed', ...images, '--device', 'cpu');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as { image: string; embedding: number[] });
+    expect(lines.map((line) => line.image)).toEqual(images);
+    // A repeated file gets the same vector wherever it falls in the batches.
+    const first = lines[0]?.embedding ?? [];
+    const again = lines[files.length]?.embedding ?? [];
+    expect(Math.max(...first.map((v, i) => Math.abs(v - (again[i] ?? 0))))).toBeLessThan(1e-4);
+  }, 120_000);
+
+  it('takes a folder and a list file, and gives an unreadable image an error line', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'tessera-embed-'));
+    try {
+      const list = join(scratch, 'images.txt');
+      writeFileSync(list, `${stroma}\n# a comment\nmissing.png\n`);
+      const { code, stdout, stderr } = await tessera('embed', join(TILES, 'kather2016-samples-24', '01_TUMOR'), '--list', list, '--device', 'cpu');
+      expect(code).toBe(1);
+      expect(stderr).toContain('1 of 5 images could not be read');
+      const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as { image: string; error?: string });
+      expect(lines.map((line) => basename(line.image))).toEqual([...readdirSync(join(TILES, 'kather2016-samples-24', '01_TUMOR')).sort(), basename(stroma), 'missing.png']);
+      expect(lines.at(-1)).toMatchObject({ error: 'SLIDE_NOT_FOUND' });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
   });
 
