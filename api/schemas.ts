@@ -34,6 +34,22 @@ const SearchOptions = {
 
 const ImageField = Type.String({ minLength: 1, description: 'A PNG, JPEG or TIFF image, base64 (a data: URL is accepted)' });
 
+/** An example for refine-by-example: a tile of an indexed slide, or an image. */
+const Example = Type.Union(
+  [
+    Type.Object({ slideId: SlideIdField, x: Coordinate, y: Coordinate, width: Size, height: Size }, { additionalProperties: false }),
+    Type.Object({ image: ImageField }, { additionalProperties: false }),
+  ],
+  { description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image (base64)' },
+);
+export type Example = Static<typeof Example>;
+
+/** Refine by example (Rocchio): the query moves toward the positives' mean and away from the negatives'. */
+const Feedback = {
+  positives: Type.Optional(Type.Array(Example, { maxItems: 16, description: 'Examples marked "more like this"' })),
+  negatives: Type.Optional(Type.Array(Example, { maxItems: 16, description: 'Examples marked "not like this"' })),
+};
+
 export const RegionSearchBody = Type.Object(
   {
     slideId: Type.Optional(SlideIdField),
@@ -43,6 +59,14 @@ export const RegionSearchBody = Type.Object(
     height: Type.Optional(Size),
     image: Type.Optional(ImageField),
     ...SearchOptions,
+    ...Feedback,
+    regions: Type.Optional(Type.Boolean({ description: 'Whole-region query: cut the box into its indexed tissue tiles and also return region matches (places where several of them land together), with evidence' })),
+    boxes: Type.Optional(
+      Type.Array(Type.Object({ x: Coordinate, y: Coordinate, width: Size, height: Size }, { additionalProperties: false }), {
+        maxItems: 8,
+        description: 'With regions: more boxes of the same slide, searched with the first as one query (their tiles keep their arrangement)',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A region of an indexed slide ({slideId, x, y, width, height}, level-0 pixels) or an image' },
 );
@@ -56,6 +80,7 @@ export const SlideSearchBody = Type.Object(
     dicomwebSeries: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://.+/studies/[0-9.]+/series/[0-9.]+/?$', description: 'A new case: a DICOMweb series URL on a configured DICOMweb server' })),
     slideMpp: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'µm/px for a new case whose file states none' })),
     ...SearchOptions,
+    ...Feedback,
   },
   { additionalProperties: false },
 );
@@ -119,8 +144,22 @@ export const Coverage = Type.Object({
   missing: Type.Array(Type.Integer(), { description: 'Shards left out of these results' }),
 });
 
+export const RegionMatchReply = Type.Object({
+  slideId: Type.String(),
+  x: Type.Number(),
+  y: Type.Number(),
+  width: Type.Number(),
+  height: Type.Number(),
+  score: Type.Number({ description: 'Mean over the query tiles of their best similarity inside the region (0 where none)' }),
+  matchedQueries: Type.Integer(),
+  metadata: Metadata,
+  slideUrl: Type.String(),
+  evidence: Type.Array(Type.Object({ ...Hit.properties, queryTile: Type.Integer({ description: 'Index of the query tile (query.tiles) this hit matched' }) })),
+});
+
 export const RegionSearchReply = Type.Object({
   query: Type.Record(Type.String(), Type.Unknown()),
+  regions: Type.Optional(Type.Array(RegionMatchReply)),
   results: Type.Array(Hit),
   coverage: Coverage,
   tookMs: Type.Number(),

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { Cluster, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
+import { augmentedRef, Cluster, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
 import type { InstalledModel } from '../models/index.js';
 import { buildApp } from './app.js';
 import { isLoopback, type ServeConfig } from './config.js';
@@ -75,8 +75,9 @@ async function openServices(config: ServeConfig): Promise<Services> {
 /** The index's model, installed here, with an embedder for query images. @throws TesseraError MODEL_NOT_FOUND, MODEL_MISMATCH */
 async function loadModel(config: ServeConfig, expected: GroupHealth['model']): Promise<{ model: InstalledModel; embedder: Embedder }> {
   const model = resolveModel(expected.id, config.modelsDir);
-  if (model.manifest.version !== expected.version || model.manifest.dimension !== expected.dimension) {
-    throw new TesseraError('MODEL_MISMATCH', `the index was built with ${expected.id} ${expected.version} (${expected.dimension}-d); installed here is ${model.manifest.version} (${model.manifest.dimension}-d)`);
+  const installed = augmentedRef(model.manifest);
+  if (installed.version !== expected.version || installed.dimension !== expected.dimension) {
+    throw new TesseraError('MODEL_MISMATCH', `the index was built with ${expected.id} ${expected.version} (${expected.dimension}-d); installed here is ${installed.version} (${installed.dimension}-d)`);
   }
   const embedder = await Embedder.create(model, { device: parseDevice(config.device), preprocessThreads: 0 });
   return { model, embedder };

@@ -10,9 +10,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
-import { DEFAULT_TILE_SPEC, Embedder, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
+import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
 import { discoverDicomWeb } from './discover.js';
 import { dryRun, runIndex } from './pipeline.js';
+import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
@@ -41,6 +42,7 @@ Commands:
   hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
+${EVALUATE_USAGE}
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
@@ -95,7 +97,17 @@ export async function checkInvocation(argv: string[]): Promise<string | null> {
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand, evaluate: (args) => evaluateCommand(args, commandKit) };
+
+/** Lent to commands kept in their own files. */
+const commandKit: CommandKit = {
+  usage: (message) => {
+    throw new UsageError(message);
+  },
+  parsed: () => {
+    if (checkOnly) throw new FlagsParsed();
+  },
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
@@ -524,7 +536,7 @@ function filterFlag(value: string | undefined): Record<string, unknown> | undefi
 async function openForQueries(indexDir: string, modelsDirFlag: string | undefined, device: string | undefined) {
   const info = readIndexInfo(indexDir);
   const model = resolveModel(info.model.id, modelsDir(modelsDirFlag));
-  const store = IndexStore.open(indexDir, { readOnly: true, expectModel: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension } });
+  const store = IndexStore.open(indexDir, { readOnly: true, expectModel: augmentedRef(model.manifest) });
   try {
     const embedder = await Embedder.create(model, { device: parseDevice(device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
     return { info, store, embedder };

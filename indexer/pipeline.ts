@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import {
+  augmentedRef,
   DEFAULT_TILE_SPEC,
   Embedder,
   IndexStore,
@@ -96,7 +97,7 @@ export interface RunReport {
 export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   const startedAt = new Date();
   const model = resolveModel(options.modelId, options.modelsDir);
-  const info = createOrCheckIndex(options.out, { shards: options.shards, model: { id: model.manifest.id, version: model.manifest.version, dimension: model.manifest.dimension }, tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
+  const info = createOrCheckIndex(options.out, { shards: options.shards, model: augmentedRef(model.manifest), tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
   const { items, mine } = itemsOf(options, info.shards);
   const owned = ownedShards(info.shards, options.partition);
   const store = IndexStore.open(options.out, { shards: owned });

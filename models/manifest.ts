@@ -40,6 +40,11 @@ export interface ModelManifest {
   license: string;
   source: string;
   description?: string;
+  /**
+   * Test-time augmentation: `d8` embeds the 8 rotations and flips of each model input and keeps
+   * the mean of their unit vectors, renormalized (8× the inference). Absent: the input as it is.
+   */
+  augment?: 'd8';
 }
 
 export class ManifestError extends Error {
@@ -108,6 +113,9 @@ export function parseManifest(value: unknown, where: string): ModelManifest {
   }
   const patchTokensFrom = positiveInteger('patchTokensFrom', true);
   if (patchTokensFrom !== undefined) manifest.patchTokensFrom = patchTokensFrom;
+  const augment = record.augment;
+  if (augment !== undefined && augment !== 'd8') fail(`"augment" must be "d8" or absent, got ${JSON.stringify(augment)}`);
+  if (augment === 'd8') manifest.augment = 'd8';
   const description = text('description', true);
   if (description !== undefined) manifest.description = description;
   if (manifest.file.includes('/') || manifest.file.includes('\\')) fail(`"file" must be a file name beside the manifest, got "${manifest.file}"`);

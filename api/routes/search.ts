@@ -7,6 +7,8 @@ import { isMultipartRequest, readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { ErrorBody, RegionSearchBody, RegionSearchReply, SlideSearchBody, SlideSearchReply } from '../schemas.js';
 import { embedImages, mosaicVectors, notFound, regionVector, type Services } from '../services.js';
+import { hasFeedback, refineByExamples } from '../refine-examples.js';
+import { searchWholeRegion } from './region-query.js';
 import { accessOf, hitJson, observeSearch, scopedSearch, slideUrl } from './shared.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 429: ErrorBody, 502: ErrorBody, 503: ErrorBody };
@@ -34,6 +36,7 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       let querySlide;
       if (body.imageBytes) {
         if (body.slideId !== undefined) throw new ApiError('BAD_REQUEST', 'give either an image or a slide region, not both');
+        if (body.regions || body.boxes) throw new ApiError('BAD_REQUEST', 'a whole-region query (regions: true) takes a box of an indexed slide, not an image');
         const image = await decodeQueryImage(body.imageBytes, services.config.limits.uploadPixels);
         query = { image: { width: image.width, height: image.height } };
         vector = (await embedImages(services, [image]))[0] as Float32Array;
@@ -43,8 +46,13 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
           throw new ApiError('BAD_REQUEST', 'give an image, or slideId with x, y, width and height (level-0 pixels)');
         }
         query = { slideId, x, y, width, height, embedded: false };
+        if (body.boxes && !body.regions) throw new ApiError('BAD_REQUEST', 'boxes go with regions: true (a whole-region query)');
+        if (body.regions) {
+          const { tiles, ...found } = await searchWholeRegion(services, access, { ...body, slideId, x, y, width, height }, k);
+          return { query: { ...query, tiles, ...(hasFeedback(body) ? { refined: { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 } } : {}) }, ...found, tookMs: round(performance.now() - started) };
+        }
         // On a single node, a tile reference is resolved and searched in one hand-off to a search thread.
-        querySlide = services.cluster.searchesStoredTilesDirectly ? await services.cluster.slide(slideId, access.datasets) : undefined;
+        querySlide = services.cluster.searchesStoredTilesDirectly && !hasFeedback(body) ? await services.cluster.slide(slideId, access.datasets) : undefined;
         const direct = querySlide && (await services.cluster.searchStoredTile(slideId, { x, y, width, height }, scopedSearch(access, { ...body, k }, querySlide)));
         if (direct) {
           observeSearch(services, direct);
@@ -54,6 +62,10 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
         querySlide = resolved.slide;
         vector = resolved.vector;
         query.embedded = resolved.embedded;
+      }
+      if (hasFeedback(body)) {
+        [vector] = (await refineByExamples(services, access, [vector], body)) as [Float32Array];
+        query.refined = { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 };
       }
       const result = await services.cluster.search([vector], scopedSearch(access, { ...body, k }, querySlide));
       observeSearch(services, result);
@@ -76,7 +88,9 @@ export async function searchRoutes(app: FastifyInstance, services: Services): Pr
       const started = performance.now();
       const access = accessOf(request);
       const body = request.body;
-      const { vectors, query, querySlide } = body.slidePath !== undefined || body.dicomwebSeries !== undefined ? await newCaseQuery(services, body) : await slideQuery(services, request, body);
+      const { vectors: given, query, querySlide } = body.slidePath !== undefined || body.dicomwebSeries !== undefined ? await newCaseQuery(services, body) : await slideQuery(services, request, body);
+      const vectors = await refineByExamples(services, access, given, body);
+      if (hasFeedback(body)) Object.assign(query, { refined: { positives: body.positives?.length ?? 0, negatives: body.negatives?.length ?? 0 } });
       const result = await services.cluster.search(vectors, { ...scopedSearch(access, { ...body, k: 50 }, querySlide) });
       observeSearch(services, result);
       const slides = rankSlides(result.hits, { k: body.k ?? 10, evidencePerSlide: 3 });

@@ -25,6 +25,7 @@ import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_TILE_SPEC, Embedder, IndexStore, Prep
 import { runIndex } from '../../indexer/pipeline.js';
 import { ensureSyntheticSlide } from '../slides/synthetic-slide.js';
 import { incrementalGrowth, largeShard, servingShard } from './growth.js';
+import { qualityWithD8 } from './quality-d8.js';
 import { PROJECT_ROOT, SLIDES, SYSTEM_PYTHON, TILES, hasSharedData } from '../../test/shared-data.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -446,6 +447,8 @@ if (SECTIONS.has('quality')) {
     console.log(`  ${name.padEnd(26)} ${q.queries} queries: precision@1 ${q.precisionAt1.toFixed(3)}, majority vote@5 ${q.majorityVoteAt5.toFixed(3)}, mAP@5 ${q.mapAt5.toFixed(3)}`);
   }
   results.quality = { lc25000: lungQuality, kather: katherQuality };
+  console.log();
+  results.qualityD8 = await qualityWithD8();
 }
 
 // ── growth ──────────────────────────────────────────────────────────────────────────────────

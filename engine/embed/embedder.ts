@@ -9,6 +9,7 @@ import type { InstalledModel, ModelManifest } from '../../models/index.js';
 import { TesseraError } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { DeviceRequest, Provider } from './device.js';
+import { augmentedRef, embedD8 } from './augment.js';
 import { poolAndNormalize, pooledDimension } from './pooling.js';
 import { PreprocessPool, type PreparedBatch } from './preprocess-pool.js';
 import { openSession, type OutputTensor, type WorkerSession } from './session.js';
@@ -151,13 +152,22 @@ export class Embedder {
     return this.embedPrepared(Promise.resolve({ data, count: inputs.length }));
   }
 
+  /** What an index built with this embedder records as its model (see augmentedRef). */
+  get modelRef(): { id: string; version: string; dimension: number } {
+    return augmentedRef(this.manifest);
+  }
+
   private async infer(session: WorkerSession, batch: PreparedBatch): Promise<Float32Array[]> {
     const size = this.manifest.inputSize;
     const started = performance.now();
-    const tensor = await session.run(this.manifest.input, batch.data, [batch.count, 3, size, size], this.manifest.output);
+    const run = async (data: Float32Array, count: number) => {
+      const tensor = await session.run(this.manifest.input, data, [count, 3, size, size], this.manifest.output);
+      return poolAndNormalize(tensor.data, tensor.dims, this.manifest.pooling, this.manifest.patchTokensFrom);
+    };
+    const vectors = this.manifest.augment === 'd8' ? await embedD8(batch.data, batch.count, size, this.batchSize, run) : await run(batch.data, batch.count);
     this.stats.inferenceMs += performance.now() - started;
     this.stats.tiles += batch.count;
-    return poolAndNormalize(tensor.data, tensor.dims, this.manifest.pooling, this.manifest.patchTokensFrom);
+    return vectors;
   }
 
   async close(): Promise<void> {

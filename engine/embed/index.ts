@@ -6,3 +6,4 @@ export { poolAndNormalize, l2Normalize } from './pooling.js';
 export { PreprocessPool, type PreparedBatch } from './preprocess-pool.js';
 export { resolveModel, addModel, type AddModelRequest } from './load-model.js';
 export { embedTiles, type EmbeddedTile, type EmbedTilesStats, type SlideTile } from './embed-tiles.js';
+export { augmentedRef, d8View } from './augment.js';

@@ -2,6 +2,7 @@
  * The web viewer end to end, in a real browser (Debian's Chromium driven by playwright-core)
  * against the real server on 127.0.0.1 over a real index of bundled and shared slides: open the
  * app, open a slide, draw a region, get results, filter them live, open a result and go back,
+ * refine the results by example,
  * search by slide, build and export a cohort, and enter an API key on a server that needs one.
  * Each step leaves a screenshot under test-output/viewer/.
  */
@@ -244,6 +245,45 @@ describe.skipIf(!hasChromium)(`web viewer in Chromium${hasChromium ? '' : ` (ski
     expect(await page.getByTestId('back-to-query').isHidden()).toBe(true);
     await page.waitForTimeout(500);
     await shot(page, '07-back.png');
+  });
+
+  it('searches a box of several tiles as a whole region: places where its tiles land together, with evidence', async () => {
+    const places = page.getByTestId('region-match');
+    await expect.poll(() => places.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await places.first().getAttribute('data-slide-id')).not.toBe('cmu-1');
+    expect(await page.getByTestId('region-match-count').first().textContent()).toMatch(/^\d+ of \d+ query tiles$/);
+    expect(await places.first().locator('.evidence-open').count()).toBeGreaterThan(0);
+    await shot(page, '07a-places.png');
+  });
+
+  it('refines a search by example: "more like this" and "not like this" run it again with positives and negatives', async () => {
+    const bodies: Array<Record<string, unknown>> = [];
+    const record = (request: { url(): string; method(): string; postDataJSON(): unknown }) => {
+      if (request.method() === 'POST' && request.url().endsWith('/v1/search/region')) bodies.push(request.postDataJSON() as Record<string, unknown>);
+    };
+    page.on('request', record);
+    const cards = page.getByTestId('result-card');
+    const liked = await cards.first().getAttribute('data-slide-id');
+    let since = await page.evaluate(() => performance.now());
+    await cards.first().getByTestId('more-like-this').click();
+    await resultsAfter(page, since);
+    expect(bodies.at(-1)).toMatchObject({ slideId: 'cmu-1', positives: [{ slideId: liked, x: expect.any(Number), y: expect.any(Number), width: expect.any(Number), height: expect.any(Number) }] });
+    expect(bodies.at(-1)?.negatives).toBeUndefined();
+    expect(await page.getByTestId('refined-by').textContent()).toMatch(/refined: 1 more like, 0 not like/);
+    expect(await cards.count()).toBeGreaterThan(0);
+    since = await page.evaluate(() => performance.now());
+    await cards.last().getByTestId('not-like-this').click();
+    await resultsAfter(page, since);
+    expect(bodies.at(-1)).toMatchObject({ positives: [{ slideId: liked }], negatives: [{ slideId: expect.any(String) }] });
+    expect(await page.getByTestId('refined-by').textContent()).toMatch(/refined: 1 more like, 1 not like/);
+    await shot(page, '07b-refined.png');
+    since = await page.evaluate(() => performance.now());
+    await page.getByTestId('clear-refinement').click();
+    await resultsAfter(page, since);
+    expect(bodies.at(-1)?.positives).toBeUndefined();
+    expect(await page.getByTestId('refined-by').count()).toBe(0);
+    page.off('request', record);
+    expect(pageErrors).toEqual([]);
   });
 
   it('is keyboard driven: R selects, Esc cancels, Enter selects one tile at the centre', async () => {

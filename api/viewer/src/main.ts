@@ -6,7 +6,7 @@
 // First, so that the first requests leave before the rest of the viewer is evaluated.
 import { api, firstPage, linked, linkedSlide } from './first-requests.js';
 import './styles.css';
-import { describeError } from './api-client.js';
+import { ApiRequestError, describeError } from './api-client.js';
 import { Cohort, CohortPanel, type CohortQuery } from './cohort.js';
 import { byId, groupDigits } from './dom.js';
 import { FilterBar } from './filters.js';
@@ -17,7 +17,7 @@ import { ResultsGallery, describeFilter, type GalleryState } from './results-gal
 import { SlideList } from './slide-list.js';
 import { SlideViewer, type OpenTarget, type ViewState } from './slide-viewer.js';
 import { Tabs } from './tabs.js';
-import type { BaseRect, CohortReply, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
+import type { BaseRect, CohortReply, Feedback, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
 
 /** Regions per region search, slides per slide search, slides per cohort by example. */
 const REGION_RESULTS = 24;
@@ -85,6 +85,10 @@ class App {
     this.gallery.onOpenSlide = (slideId) => void this.openResultSlide(slideId);
     this.gallery.onAddToCohort = (slide) => this.cohort.add(slide);
     this.gallery.inCohort = (slideId) => this.cohort.has(slideId);
+    this.gallery.onMark = (hit, mark) => this.refine(hit, mark);
+    this.gallery.onClearMarks = () => {
+      if (this.query) void this.search({ ...this.query, feedback: { positives: [], negatives: [] } });
+    };
     this.cohort.onChange = () => {
       this.cohortPanel.render();
       this.gallery.refreshCohortButtons();
@@ -194,7 +198,7 @@ class App {
     this.query = query;
     if (query.kind !== 'region') this.viewer.removeOutline('query');
     const filter = this.filters.filter;
-    const options = Object.keys(filter).length ? { filter } : {};
+    const options = { ...(Object.keys(filter).length ? { filter } : {}), ...feedbackBody(query.feedback) };
     this.tabs.select('tab-results');
     this.gallery.render({ kind: 'loading', query });
     try {
@@ -203,7 +207,16 @@ class App {
         if (this.searching === searching) this.gallery.render({ kind: 'slides', query, filter, reply });
       } else {
         const body = query.kind === 'region' ? { slideId: query.slideId, ...query.rect } : { image: query.image };
-        const reply = await this.api.post<RegionSearchReply>('/v1/search/region', { ...body, k: REGION_RESULTS, ...options }, searching.signal);
+        const post = (extra: { regions?: true }) => this.api.post<RegionSearchReply>('/v1/search/region', { ...body, ...extra, k: REGION_RESULTS, ...options }, searching.signal);
+        const whole = query.kind === 'region' && this.severalTiles(query.rect, query.mpp);
+        let reply: RegionSearchReply;
+        try {
+          reply = await post(whole ? { regions: true } : {});
+        } catch (error) {
+          // A box over glass holds no indexed tile: it is searched as one image instead.
+          if (!whole || !(error instanceof ApiRequestError) || error.code !== 'INVALID_ARGUMENT') throw error;
+          reply = await post({});
+        }
         if (this.searching === searching) this.gallery.render({ kind: 'regions', query, filter, reply });
       }
     } catch (error) {
@@ -212,6 +225,25 @@ class App {
     } finally {
       if (this.searching === searching) this.searching = null;
     }
+  }
+
+  /** Whether a drawn box holds several index tiles: it is then searched as a whole region. */
+  private severalTiles(rect: BaseRect, mpp: number | null): boolean {
+    const side = mpp ? this.viewer.tileUm / mpp : 224;
+    return rect.width * rect.height >= 2 * side * side;
+  }
+
+  /** Runs the current search again with a result marked "more like this" or "not like this". */
+  private refine(hit: Hit, mark: 'more' | 'less'): void {
+    if (!this.query) return;
+    const tile = { slideId: hit.slideId, x: hit.x, y: hit.y, width: hit.width, height: hit.height };
+    const same = (other: typeof tile) => other.slideId === tile.slideId && other.x === tile.x && other.y === tile.y && other.width === tile.width && other.height === tile.height;
+    const previous = this.query.feedback ?? { positives: [], negatives: [] };
+    // A result marked again the other way changes sides; the API takes 16 of each.
+    const positives = previous.positives.filter((other) => !same(other));
+    const negatives = previous.negatives.filter((other) => !same(other));
+    (mark === 'more' ? positives : negatives).push(tile);
+    void this.search({ ...this.query, feedback: { positives: positives.slice(-16), negatives: negatives.slice(-16) } });
   }
 
   /** Opens a result's slide at the matching region, remembering the way back. */
@@ -282,6 +314,12 @@ class App {
       void this.back();
     }
   }
+}
+
+/** The refine-by-example fields of a search body: none without marks. */
+function feedbackBody(feedback: Feedback | undefined): Partial<Feedback> {
+  if (!feedback) return {};
+  return { ...(feedback.positives.length ? { positives: feedback.positives } : {}), ...(feedback.negatives.length ? { negatives: feedback.negatives } : {}) };
 }
 
 /** Settles when the viewer drew its first tile, or after `ms` (no slide, a slow server). */

@@ -6,7 +6,10 @@
  */
 import { showImage, type ApiClient } from './api-client.js';
 import { h, replaceChildren } from './dom.js';
-import type { CohortSlide, Filter, Hit, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
+import type { CohortSlide, Filter, Hit, RegionMatch, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
+
+/** How a result was marked for refine by example. */
+export type Mark = 'more' | 'less';
 
 /** What the results panel shows; the filter is the one the search ran with. */
 export type GalleryState =
@@ -37,6 +40,10 @@ export class ResultsGallery {
   onAddToCohort: (slide: CohortSlide) => void = () => {};
   /** Whether a slide is in the cohort already (its button then says so). */
   inCohort: (slideId: string) => boolean = () => false;
+  /** Called when the user marks a result "more like this" or "not like this" (the search runs again refined). */
+  onMark: (hit: Hit, mark: Mark) => void = () => {};
+  /** Called when the user drops the refinement of the current query. */
+  onClearMarks: () => void = () => {};
 
   constructor(
     private readonly api: ApiClient,
@@ -72,7 +79,13 @@ export class ResultsGallery {
         replaceChildren(this.container, state.query ? this.queryHeader(state.query) : null, h('p', { class: 'message error', role: 'alert', 'data-testid': 'results-error' }, state.message));
         return;
       case 'regions':
-        replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'region', state.reply.tookMs, state.reply.coverage, state.filter), this.regions(state.reply.results, state.filter));
+        replaceChildren(
+          this.container,
+          this.queryHeader(state.query),
+          this.summary(state.reply.results.length, 'region', state.reply.tookMs, state.reply.coverage, state.filter),
+          state.reply.regions?.length ? this.places(state.reply.regions, Array.isArray(state.reply.query.tiles) ? state.reply.query.tiles.length : 0) : null,
+          this.regions(state.reply.results, state.filter),
+        );
         break;
       case 'slides':
         replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'slide', state.reply.tookMs, state.reply.coverage, state.filter), this.slides(state.reply.results, state.filter));
@@ -101,7 +114,22 @@ export class ResultsGallery {
       img.hidden = true;
       text = `Cases like ${query.slideId}`;
     }
-    return h('div', { class: 'query-header', 'data-testid': 'query-header' }, img, h('span', {}, text));
+    const feedback = query.feedback;
+    const refined = feedback && feedback.positives.length + feedback.negatives.length > 0;
+    return h(
+      'div',
+      { class: 'query-header', 'data-testid': 'query-header' },
+      img,
+      h('span', {}, text),
+      refined
+        ? h(
+            'span',
+            { class: 'refined muted', 'data-testid': 'refined-by' },
+            `refined: ${feedback.positives.length} more like, ${feedback.negatives.length} not like `,
+            h('button', { type: 'button', class: 'secondary', 'data-testid': 'clear-refinement', onclick: () => this.onClearMarks() }, 'Clear'),
+          )
+        : null,
+    );
   }
 
   private summary(count: number, noun: string, tookMs: number, coverage: { answered: number; total: number }, filter: Filter): HTMLElement {
@@ -129,6 +157,57 @@ export class ResultsGallery {
     return h('ol', { class: 'hit-grid', 'data-testid': 'results-gallery', 'aria-label': 'Similar regions, most similar first' }, hits.map((hit, rank) => h('li', {}, this.hitCard(hit, rank))));
   }
 
+  /** Whole-region matches: where several tiles of the query box land together, with those tiles. */
+  private places(matches: RegionMatch[], queryTiles: number): HTMLElement {
+    return h(
+      'section',
+      { class: 'places', 'aria-label': 'Matching places' },
+      h('h3', {}, `Places where the query's ${queryTiles} tiles land together`),
+      h(
+        'ol',
+        { class: 'slide-matches', 'data-testid': 'region-matches' },
+        matches.slice(0, 6).map((match, rank) =>
+          h(
+            'li',
+            { class: 'slide-match', 'data-testid': 'region-match', 'data-slide-id': match.slideId },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'slide-match-open',
+                'data-testid': 'region-match-open',
+                'aria-label': `Place ${rank + 1}: open ${match.slideId} at the matching region (score ${formatScore(match.score)})`,
+                onclick: () => this.onOpenHit({ ...match, mpp: match.evidence[0]?.mpp ?? 0, imageUrl: regionImageUrl(match.slideId, match), slideUrl: match.slideUrl }),
+              },
+              (() => {
+                const img = h('img', { alt: '', width: 96, height: 96, decoding: 'async' });
+                showImage(this.api, img, regionImageUrl(match.slideId, match, 192));
+                return img;
+              })(),
+              h(
+                'span',
+                { class: 'slide-card-text' },
+                h('span', { class: 'score' }, formatScore(match.score)),
+                h('span', { class: 'slide-id' }, match.slideId),
+                h('span', { class: 'diagnosis' }, match.metadata.diagnosis ?? 'no diagnosis'),
+                h('span', { class: 'muted', 'data-testid': 'region-match-count' }, `${match.matchedQueries} of ${queryTiles} query tiles`),
+              ),
+            ),
+            h(
+              'ul',
+              { class: 'evidence', 'aria-label': `Matching tiles in ${match.slideId}` },
+              match.evidence.slice(0, 8).map((hit) => {
+                const img = h('img', { alt: '', width: 64, height: 64, decoding: 'async' });
+                showImage(this.api, img, hit.imageUrl);
+                return h('li', {}, h('button', { type: 'button', class: 'evidence-open', title: `query tile ${hit.queryTile + 1}, score ${formatScore(hit.score)}`, 'aria-label': `Open matching tile (score ${formatScore(hit.score)})`, onclick: () => this.onOpenHit(hit) }, img));
+              }),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
   private hitCard(hit: Hit, rank: number): HTMLElement {
     const img = h('img', { alt: '', width: 224, height: 224, decoding: 'async' });
     showImage(this.api, img, hit.imageUrl);
@@ -150,6 +229,12 @@ export class ResultsGallery {
         h('span', { class: 'slide-id' }, hit.slideId),
         h('span', { class: 'diagnosis', 'data-testid': 'result-diagnosis' }, diagnosis ?? 'no diagnosis'),
         h('span', { class: 'muted' }, [label, organ, stain, species, dataset].filter(Boolean).join(' · ')),
+      ),
+      h(
+        'div',
+        { class: 'hit-marks' },
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-like-this', title: 'More like this', 'aria-label': `More like result ${rank + 1}`, onclick: () => this.onMark(hit, 'more') }, '+ More like'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'not-like-this', title: 'Not like this', 'aria-label': `Less like result ${rank + 1}`, onclick: () => this.onMark(hit, 'less') }, '− Not like'),
       ),
       this.addButton({ slideId: hit.slideId, score: hit.score, metadata: hit.metadata }),
     );

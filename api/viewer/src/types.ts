@@ -64,9 +64,22 @@ export interface Hit extends BaseRect {
   slideUrl: string;
 }
 
+/** A place on another slide where several tiles of a whole-region query land together. */
+export interface RegionMatch extends BaseRect {
+  slideId: string;
+  score: number;
+  matchedQueries: number;
+  metadata: Record<string, string>;
+  slideUrl: string;
+  /** Each matched query tile's best hit (`queryTile` indexes `query.tiles`). */
+  evidence: Array<Hit & { queryTile: number }>;
+}
+
 /** POST /v1/search/region. */
 export interface RegionSearchReply {
   query: Record<string, unknown>;
+  /** With `regions: true` (a box of several tiles): region matches, best first. */
+  regions?: RegionMatch[];
   results: Hit[];
   coverage: Coverage;
   tookMs: number;
@@ -117,7 +130,19 @@ export interface IndexReply {
 }
 
 /** What a search was asked: the part of the request body that is not an option. */
-export type SearchQuery =
+export type SearchQuery = (
   | { kind: 'region'; slideId: string; rect: BaseRect; /** µm per level-0 pixel; null without calibration. */ mpp: number | null }
   | { kind: 'image'; image: string; name: string }
-  | { kind: 'slide'; slideId: string };
+  | { kind: 'slide'; slideId: string }
+) & { feedback?: Feedback };
+
+/** A tile of an indexed slide, as refine-by-example sends it. */
+export interface TileRef extends BaseRect {
+  slideId: string;
+}
+
+/** Results marked "more like this" (positives) and "not like this" (negatives): the API's refine by example. */
+export interface Feedback {
+  positives: TileRef[];
+  negatives: TileRef[];
+}
