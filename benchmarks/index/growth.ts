@@ -16,16 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { asSlideId, createOrCheckIndex, IndexStore, type LocalShard, type NewTile } from '../../engine/index.js';
+import { seeded, threadBytesWritten } from '../../test/engine/index/synthetic-shards.js';
 import { PROJECT_ROOT, SYSTEM_PYTHON } from '../../test/shared-data.js';
 
 const { HierarchicalNSW } = hnswlib;
 
 type Random = () => number;
-
-function seeded(seed: number): Random {
-  let state = seed >>> 0;
-  return () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 /**
  * Vectors as the ANN section makes them: clusters on the sphere, each spread along its own
@@ -58,10 +54,6 @@ function subspaceMixture(dim: number, random: Random, clusters = 2000): () => Fl
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
-
-function threadBytesWritten(): number {
-  return Number(/wchar: (\d+)/.exec(readFileSync('/proc/thread-self/io', 'utf8'))?.[1] ?? 0);
-}
 
 function slideOf(shard: LocalShard, slideId: string, vectors: Float32Array[]): void {
   const tiles: NewTile[] = vectors.map((vector, i) => ({ tile: { x: (i % 100) * 224, y: Math.floor(i / 100) * 224, width: 224, height: 224, mpp: 0.5, tissue: 1, level: 0 }, vector }));

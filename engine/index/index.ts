@@ -2,7 +2,6 @@
 export { LocalShard, planParts, type NewTile, type PartSelection, type ShardOpenOptions } from './local-shard.js';
 export { EXACT_SCAN_LIMIT, DEFAULT_EF, exactScan, type SearchOptions } from './shard-search.js';
 export { DEFAULT_MERGE_POLICY, planMerge, type MergePolicy } from './merge-policy.js';
-export { configureSegmentBuilders } from './segment-builder.js';
 export { crashAtStep, isWriteStep, WRITE_STEPS, type WriteStep } from './write-steps.js';
 export { upgradeIndex, type UpgradeReport } from './upgrade.js';
 export { IndexStore, createOrCheckIndex, mergeHits, readIndexInfo, shardDir, shardOf, type CreateIndexOptions } from './index-dir.js';

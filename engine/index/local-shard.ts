@@ -15,14 +15,14 @@
  *
  * One writer per shard (partitions give each job its own shards); any number of readers.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { TileCatalogue } from './catalogue.js';
 import { DEFAULT_MERGE_POLICY, DEFAULT_TARGET_RECALL, planMerge, type MergePolicy } from './merge-policy.js';
 import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
-import { fsyncPath, loadSegment, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
+import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
 import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
@@ -54,7 +54,7 @@ export class LocalShard {
   private readonly catalogue: TileCatalogue;
   private readonly searcher: ShardSearcher;
   private counters: ShardCounters;
-  private tombstones: Set<Label>;
+  private readonly tombstones: Set<Label>;
   /** Labels handed out, committed or staged. */
   private nextLabel: Label;
   private loadedParts: { segments: LoadedSegment[] | null; tail: TailBlock | null | undefined } = { segments: null, tail: undefined };
@@ -75,11 +75,11 @@ export class LocalShard {
     private readonly dir: string,
     private readonly info: IndexInfo,
     private readonly store: ShardStore,
+    counters: ShardCounters,
     private readonly readOnly: boolean,
     private readonly selection: PartSelection | 'all' | 'none',
     private readonly policy: MergePolicy,
   ) {
-    const counters = store.counters();
     this.counters = counters;
     this.nextLabel = counters.nextLabel;
     this.tombstones = new Set(store.tombstones());
@@ -106,13 +106,14 @@ export class LocalShard {
       }
     }
     const store = ShardStore.open(dir, readOnly);
-    const version = store.counters().formatVersion ?? (existsSync(join(dir, 'hnsw.bin')) ? 1 : undefined);
+    const counters = store.counters();
+    const version = counters.formatVersion ?? (existsSync(join(dir, 'hnsw.bin')) ? 1 : undefined);
     if (version !== undefined && version !== INDEX_FORMAT_VERSION) {
       void store.close();
       throw outdated(index, dir, version);
     }
     const selection = !withGraph ? 'none' : (options.parts ?? 'all');
-    const shard = new LocalShard(index, dir, info, store, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY);
+    const shard = new LocalShard(index, dir, info, store, counters, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY);
     if (!readOnly) shard.recover();
     return shard;
   }
@@ -434,10 +435,7 @@ export class LocalShard {
 
   /** A writer's start: remove temporary and orphaned segment files, bring the manifest up to date. */
   private recover(): void {
-    const listed = new Set(this.counters.segments.map((ref) => ref.file));
-    for (const name of readdirSync(join(this.dir, SEGMENTS_FOLDER))) {
-      if (!listed.has(name)) rmSync(join(this.dir, SEGMENTS_FOLDER, name), { force: true });
-    }
+    for (const name of orphanFiles(this.dir, this.counters)) rmSync(join(this.dir, SEGMENTS_FOLDER, name), { force: true });
     rmSync(join(this.dir, 'manifest.json.tmp'), { force: true });
     this.writeManifest();
   }
@@ -445,9 +443,7 @@ export class LocalShard {
   private writeManifest(): void {
     const path = join(this.dir, 'manifest.json');
     try {
-      writeFileSync(`${path}.tmp`, `${JSON.stringify(this.manifest(), null, 2)}\n`);
-      fsyncPath(`${path}.tmp`);
-      renameSync(`${path}.tmp`, path);
+      replaceFileDurably(path, `${JSON.stringify(this.manifest(), null, 2)}\n`);
     } catch (error) {
       // The commit point already moved; the manifest is a readable copy that the next writer rewrites.
       this.broken = error as Error;
@@ -541,4 +537,3 @@ export function planParts(shards: readonly LocalShard[], threads: number): Array
   return plans;
 }
 
-export type { SearchOptions };

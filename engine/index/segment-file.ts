@@ -5,7 +5,7 @@
  * Nothing here decides which segments exist: that is the commit point's (LMDB) list.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { TesseraError } from '../errors.js';
@@ -67,6 +67,13 @@ export function fsyncPath(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Replaces a small file (a manifest, index.json) whole: written beside it, fsynced, renamed over it. */
+export function replaceFileDurably(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  fsyncPath(`${path}.tmp`);
+  renameSync(`${path}.tmp`, path);
 }
 
 /**

@@ -12,7 +12,7 @@ import { datasetOf, EMPTY_FILTER, matches, type Filter } from './filter.js';
 import type { TileCatalogue } from './catalogue.js';
 import type { Graph } from './segment-file.js';
 import type { ShardStore } from './shard-store.js';
-import type { Label, SegmentRef, SlideId, TileHit, TileRecord } from './types.js';
+import type { Label, SegmentRef, TileHit, TileRecord } from './types.js';
 
 /** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
 export const EXACT_SCAN_LIMIT = 1024;
@@ -249,4 +249,3 @@ function conditionKey(condition: Filter['conditions'][number]['condition']): unk
   }
 }
 
-export type { SlideId };

@@ -5,12 +5,12 @@
  * tombstones for the vectors no record names. Until the last transaction of a shard the shard is
  * still format 1 and a rerun starts it again; after it, hnsw.bin is removed.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { TesseraError } from '../errors.js';
 import { LocalShard } from './local-shard.js';
-import { fsyncPath, segmentFileName, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
+import { fsyncPath, replaceFileDurably, segmentFileName, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
 import { ShardStore, writeFailed } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label } from './types.js';
 
@@ -38,9 +38,7 @@ export async function upgradeIndex(indexDir: string, shardDir: (indexDir: string
     report.shards.push(await upgradeShard(dir, shard, info));
   }
   if (info.formatVersion !== INDEX_FORMAT_VERSION) {
-    writeFileSync(`${infoPath}.tmp`, `${JSON.stringify({ ...info, formatVersion: INDEX_FORMAT_VERSION }, null, 2)}\n`);
-    fsyncPath(`${infoPath}.tmp`);
-    renameSync(`${infoPath}.tmp`, infoPath);
+    replaceFileDurably(infoPath, `${JSON.stringify({ ...info, formatVersion: INDEX_FORMAT_VERSION }, null, 2)}\n`);
   }
   // A writer's open rewrites each manifest from the new commit point.
   for (const { shard } of report.shards) await LocalShard.open(shardDir(indexDir, shard), shard, { ...info, formatVersion: INDEX_FORMAT_VERSION }).close();

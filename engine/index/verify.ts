@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TileCatalogue } from './catalogue.js';
-import { loadSegment, PARTIAL_SUFFIX, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
+import { loadSegment, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
 import type { ShardCounters, ShardStore } from './shard-store.js';
 import type { Label, ShardManifest } from './types.js';
 
@@ -121,7 +121,8 @@ export function orphanFiles(dir: string, counters: Pick<ShardCounters, 'segments
   const folder = join(dir, SEGMENTS_FOLDER);
   if (!existsSync(folder)) return [];
   const listed = new Set(counters.segments.map((ref) => ref.file));
-  return readdirSync(folder).filter((name) => !listed.has(name) || name.endsWith(PARTIAL_SUFFIX));
+  // A temporary file is never listed: it is an orphan like any other unlisted name.
+  return readdirSync(folder).filter((name) => !listed.has(name));
 }
 
 /** Commits the manifest is behind the commit point (a crash after the LMDB transaction); the next writer rewrites it. */

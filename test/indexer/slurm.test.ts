@@ -6,7 +6,6 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IndexStore } from '../../engine/index.js';
 import { PROJECT_ROOT, SHARED_MISSING, hasSharedData, slidePath } from '../shared-data.js';
 import { runTessera } from '../run-cli.js';
+import { freePort } from '../free-port.js';
 
 const run = promisify(execFile);
 const BINARIES = ['/usr/bin/sbatch', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged', '/usr/sbin/mungekey', '/usr/bin/sinfo'];
@@ -26,18 +26,6 @@ const skipReason = !hasSharedData
     : !isRoot
       ? 'the one-host SLURM cluster is started as root'
       : '';
-
-/** A TCP port free on 127.0.0.1 now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** One host's SLURM cluster (2 CPUs, one partition) with its own munged, all under `dir`. */
 class OneHostCluster {

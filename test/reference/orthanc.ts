@@ -5,9 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../free-port.js';
 
 export const ORTHANC = '/usr/sbin/Orthanc';
 /** The DICOMweb plugin as Debian's orthanc-dicomweb installs it (`dpkg -L orthanc-dicomweb`). */
@@ -25,17 +25,6 @@ export interface RunningOrthanc {
   /** Uploads every .dcm file of a folder; returns the series UIDs Orthanc reports. */
   upload(folder: string): Promise<string[]>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Starts Orthanc; with `user`, HTTP basic authentication is required for every request. */
