@@ -126,7 +126,10 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     stages: { embedInferenceMs: 0, embedWaitMs: 0 },
     failures: [],
   };
-  const mosaics = new Piscina({ filename: fileURLToPath(new URL('./mosaic-worker.mjs', import.meta.url)), minThreads: 1, maxThreads: 1 });
+  // The thread starts with the first large slide, not with the run: a thread still loading the
+  // engine's native addons when a short run destroys the pool aborts the process (napi_throw in
+  // hnswlib's Init; seen in a SLURM resubmission that had nothing to index).
+  const mosaics = new Piscina({ filename: fileURLToPath(new URL('./mosaic-worker.mjs', import.meta.url)), minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
   const lastFlush = new Map<number, number>();
   const recordFailure = (job: { ordinal: number; slideId: string }, error: unknown): void => {
     report.slides.failed++;
