@@ -1,5 +1,7 @@
 /**
  * The indexing run: discover → skip unchanged → open → tissue → tiles → embed → commit per slide.
+ * Upcoming slides are opened, masked and gridded on planning threads (plan-worker.mjs) while the
+ * model embeds earlier ones; this thread only routes tiles and commits.
  * One bad slide is recorded and skipped; a failure to write the index stops the run.
  */
 import { createHash } from 'node:crypto';
@@ -17,6 +19,7 @@ import {
   TesseraError,
   asSlideId,
   createOrCheckIndex,
+  dicomWebSettings,
   embedTiles,
   isTesseraError,
   mosaicOf,
@@ -26,9 +29,8 @@ import {
   readIndexInfo,
   resolveModel,
   shardOf,
-  slideMppOf,
-  tileGrid,
   type DeviceRequest,
+  type ErrorCode,
   type Fingerprint,
   type GridTile,
   type IndexInfo,
@@ -89,7 +91,13 @@ export interface RunReport {
   tiles: number;
   seconds: number;
   tilesPerSecond: number;
-  stages: { embedInferenceMs: number; embedWaitMs: number };
+  /**
+   * Where the run's time went, in ms. Inference and the sessions' wait for tiles are summed over
+   * sessions; `planWaitMs` is wall time the stream stood waiting for the next slide's plan; `writeMs`
+   * is this thread's time in commits (graph inserts and the LMDB transaction), `mosaicMs` the wall
+   * time of mosaic clustering (on a worker for large slides).
+   */
+  stages: { embedInferenceMs: number; embedWaitMs: number; planWaitMs: number; writeMs: number; mosaicMs: number };
   failures: SlideFailure[];
 }
 
@@ -123,13 +131,14 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     tiles: 0,
     seconds: 0,
     tilesPerSecond: 0,
-    stages: { embedInferenceMs: 0, embedWaitMs: 0 },
+    stages: { embedInferenceMs: 0, embedWaitMs: 0, planWaitMs: 0, writeMs: 0, mosaicMs: 0 },
     failures: [],
   };
   // The thread starts with the first large slide, not with the run: a thread still loading the
   // engine's native addons when a short run destroys the pool aborts the process (napi_throw in
   // hnswlib's Init; seen in a SLURM resubmission that had nothing to index).
   const mosaics = new Piscina({ filename: fileURLToPath(new URL('./mosaic-worker.mjs', import.meta.url)), minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+  const planner = planningPool(readThreads);
   const lastFlush = new Map<number, number>();
   const recordFailure = (job: { ordinal: number; slideId: string }, error: unknown): void => {
     report.slides.failed++;
@@ -172,7 +181,10 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     const packed = new Float32Array(tiles.length * dimension);
     tiles.forEach((tile, i) => packed.set(tile.vector, i * dimension));
     // A few hundred tiles cluster in milliseconds: only larger slides are worth the hand-off.
+    const clustering = performance.now();
     const mosaic = tiles.length > MOSAIC_ON_WORKER_TILES ? ((await mosaics.run({ vectors: packed, dimension }, { transferList: [packed.buffer] })) as number[]) : mosaicOf(tiles.map((tile) => tile.vector));
+    const clustered = performance.now();
+    report.stages.mosaicMs += clustered - clustering;
     const { item } = job;
     const record = { slideId: asSlideId(job.slideId), path: item.path, metadata: item.metadata, fingerprint: job.fingerprint as Fingerprint, mppSupplied: job.mppSupplied, mpp: job.mpp, width: job.width, height: job.height, indexedAt: new Date().toISOString() };
     // One commit per slide: it writes the slide's records and vectors, not the shard, so it
@@ -188,11 +200,12 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
         lastFlush.set(shard.index, Date.now());
       }
     }
+    report.stages.writeMs += performance.now() - clustered;
     report.slides.indexed++;
     report.tiles += tiles.length;
   };
+  const planned = planAhead(mine, (slideId) => store.shardFor(slideId)?.slide(slideId)?.fingerprint, options, { planner, lookahead: lookaheadOf(options, readThreads, embedder.batchSize), openToRead: true });
   try {
-    const planned = planAhead(mine, (slideId) => store.shardFor(slideId)?.slide(slideId)?.fingerprint, options, lookaheadOf(options, readThreads, embedder.batchSize));
     // Jobs whose tiles have entered the stream and are not all embedded yet.
     const inStream = new Set<PlannedJob>();
     const entered = (job: PlannedJob): void => void inStream.add(job);
@@ -200,7 +213,8 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
       inStream.delete(job);
       finish(job);
     };
-    for await (const batch of embedTiles(tileStream(planned, done, entered), embedder, options.tile, { read: readStreamTile })) {
+    const waitedForPlans = { ms: 0 };
+    for await (const batch of embedTiles(tileStream(planned, done, entered, waitedForPlans), embedder, options.tile, { read: readStreamTile })) {
       const slidesInBatch = new Set(batch.map(({ ref }) => ref.job)).size;
       for (const { ref, embedding } of batch) {
         const job = ref.job;
@@ -216,10 +230,20 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     await writing;
     if (writeError) throw writeError;
     for (const shard of store.shards) shard.flush();
+    report.stages.planWaitMs = waitedForPlans.ms;
   } finally {
     progress.stop();
-    report.stages = { embedInferenceMs: Math.round(embedder.stats.inferenceMs), embedWaitMs: Math.round(embedder.stats.preprocessWaitMs) };
+    report.stages = {
+      embedInferenceMs: Math.round(embedder.stats.inferenceMs),
+      embedWaitMs: Math.round(embedder.stats.preprocessWaitMs),
+      planWaitMs: Math.round(report.stages.planWaitMs),
+      writeMs: Math.round(report.stages.writeMs),
+      mosaicMs: Math.round(report.stages.mosaicMs),
+    };
     await writing.catch(() => undefined);
+    // A run that stopped early leaves slides in planning: they finish (and close) before the pool goes.
+    await planned.return(undefined);
+    await planner.destroy();
     await embedder.close();
     await mosaics.destroy();
     await store.close();
@@ -288,18 +312,26 @@ interface StreamTile extends SlideTile {
 /** The fingerprint an index holds for a slide id, if it holds the slide. */
 type IndexedFingerprint = (slideId: string) => Fingerprint | undefined;
 
+interface PlanningOptions {
+  planner: Piscina;
+  /** Slides planned (and held open) ahead of the consumer at most. */
+  lookahead: number;
+  /** Open each slide with tiles on this thread for reading them (a dry run reads none). */
+  openToRead: boolean;
+}
+
 /**
  * Plans slides in order, up to `lookahead` of them at once ahead of the consumer: fingerprint,
  * skip check, open, calibration and tissue grid. Yields each job when it is planned (or skipped,
  * or failed), in input order.
  */
-async function* planAhead(items: Array<SlideItem | TileItem>, indexed: IndexedFingerprint, options: IndexRunOptions, lookahead: number): AsyncGenerator<PlannedJob> {
+async function* planAhead(items: Array<SlideItem | TileItem>, indexed: IndexedFingerprint, options: IndexRunOptions, { planner, lookahead, openToRead }: PlanningOptions): AsyncGenerator<PlannedJob> {
   const queue: Array<Promise<PlannedJob>> = [];
   let next = 0;
   try {
     for (;;) {
       while (next < items.length && queue.length < lookahead) {
-        const planning = planJob(items[next] as SlideItem | TileItem, next, indexed, options);
+        const planning = planJob(items[next] as SlideItem | TileItem, next, indexed, options, planner, openToRead);
         planning.catch(() => undefined);
         queue.push(planning);
         next++;
@@ -309,12 +341,12 @@ async function* planAhead(items: Array<SlideItem | TileItem>, indexed: IndexedFi
       yield await job;
     }
   } finally {
-    // Jobs planned but never consumed (the run stopped): close their slides.
-    for (const job of queue) void job.then((planned) => planned.slide?.close());
+    // Jobs planned but never consumed (the run stopped): close their slides once planned.
+    for (const planned of await Promise.all(queue)) planned.slide?.close();
   }
 }
 
-async function planJob(item: SlideItem | TileItem, ordinal: number, indexed: IndexedFingerprint, options: IndexRunOptions): Promise<PlannedJob> {
+async function planJob(item: SlideItem | TileItem, ordinal: number, indexed: IndexedFingerprint, options: IndexRunOptions, planner: Piscina, openToRead: boolean): Promise<PlannedJob> {
   const slideId = idOf(item);
   const job: PlannedJob = { ordinal, slideId, item, started: performance.now(), outcome: 'indexed', grid: [], spec: options.tile, resize: false, tiles: [], remaining: 0, mpp: [0, 0], mppSupplied: false, width: 0, height: 0 };
   try {
@@ -324,7 +356,7 @@ async function planJob(item: SlideItem | TileItem, ordinal: number, indexed: Ind
       job.outcome = 'skipped';
       return job;
     }
-    if ('slideId' in item) await planSlide(job, item, options);
+    if ('slideId' in item) await planSlide(job, item, options, planner, openToRead);
     else await planTileImage(job, item);
     job.tiles = new Array(job.grid.length);
     job.remaining = job.grid.length;
@@ -336,17 +368,40 @@ async function planJob(item: SlideItem | TileItem, ordinal: number, indexed: Ind
   return job;
 }
 
-async function planSlide(job: PlannedJob, item: SlideItem, options: IndexRunOptions): Promise<void> {
-  const slide = await openSlide(item.path, { access: 'sequential' });
-  job.slide = slide;
-  const name = item.path.split('/').pop() ?? item.slideId;
-  const mpp = slideMppOf(slide, name, item.mpp);
-  const grid = await tileGrid(slide, name, { ...options.tile, minTissue: options.minTissue, slideMpp: mpp });
-  job.grid = grid.map((tile) => ({ tile, record: { x: tile.baseX, y: tile.baseY, width: tile.baseWidth, height: tile.baseHeight, mpp: mpp[0], tissue: tile.tissue, level: slide.levelForDownsample(tile.baseWidth / options.tile.sizePx) } }));
-  Object.assign(job, { mpp, mppSupplied: slide.mpp === null, width: slide.width, height: slide.height });
+/** What plan-worker.mjs answers for a slide. */
+type SlidePlan =
+  | { ok: true; grid: Array<GridTile & { level: number }>; mpp: [number, number]; mppSupplied: boolean; width: number; height: number }
+  | { ok: false; code: ErrorCode; message: string };
+
+/**
+ * Opening, calibration, tissue mask and grid of upcoming slides, on worker threads. Threads start
+ * with the first slide to plan (a run with nothing to plan starts none); the queue of slides
+ * planned ahead (`lookaheadOf`) bounds what they hold.
+ */
+function planningPool(threads: number): Piscina {
+  // workerData must be set: geotiff's web-worker module, loaded by the TIFF reader, takes a
+  // worker thread without workerData for one of its own and fails to load.
+  return new Piscina({ filename: fileURLToPath(new URL('./plan-worker.mjs', import.meta.url)), minThreads: 0, maxThreads: Math.max(1, threads), idleTimeout: 30_000, workerData: {} });
 }
 
-/** A tile image is its own "slide" with one tile covering it. */
+/**
+ * Plans a slide on a planning thread, then opens it here to read its tiles (opening reads the
+ * file's structure, which is I/O; the tissue mask's decoding is what had to leave this thread).
+ */
+async function planSlide(job: PlannedJob, item: SlideItem, options: IndexRunOptions, planner: Piscina, openToRead: boolean): Promise<void> {
+  const name = item.path.split('/').pop() ?? item.slideId;
+  const plan = (await planner.run({ path: item.path, name, explicitMpp: item.mpp, tile: options.tile, minTissue: options.minTissue, dicomWeb: dicomWebSettings() })) as SlidePlan;
+  if (!plan.ok) throw new TesseraError(plan.code, plan.message);
+  const { mpp } = plan;
+  job.grid = plan.grid.map(({ level, ...tile }) => ({ tile, record: { x: tile.baseX, y: tile.baseY, width: tile.baseWidth, height: tile.baseHeight, mpp: mpp[0], tissue: tile.tissue, level } }));
+  Object.assign(job, { mpp, mppSupplied: plan.mppSupplied, width: plan.width, height: plan.height });
+  if (openToRead && job.grid.length > 0) job.slide = await openSlide(item.path, { access: 'sequential' });
+}
+
+/**
+ * A tile image is its own "slide" with one tile covering it. Planned on this thread: opening an
+ * image reads its header on libuv's pool, cheaper than a hop to a planning thread.
+ */
 async function planTileImage(job: PlannedJob, item: TileItem): Promise<void> {
   const slide = await openSlide(item.path);
   job.slide = slide;
@@ -361,8 +416,14 @@ async function planTileImage(job: PlannedJob, item: TileItem): Promise<void> {
  * The tiles of planned jobs as one stream. A job with nothing to embed (skipped, failed while
  * planning, or without tissue) is finished as soon as it comes out of planning.
  */
-async function* tileStream(planned: AsyncIterable<PlannedJob>, finish: (job: PlannedJob) => void, entered: (job: PlannedJob) => void): AsyncGenerator<StreamTile> {
-  for await (const job of planned) {
+async function* tileStream(planned: AsyncIterable<PlannedJob>, finish: (job: PlannedJob) => void, entered: (job: PlannedJob) => void, waited: { ms: number }): AsyncGenerator<StreamTile> {
+  const iterator = planned[Symbol.asyncIterator]();
+  for (;;) {
+    const asked = performance.now();
+    const next = await iterator.next();
+    waited.ms += performance.now() - asked;
+    if (next.done) return;
+    const job = next.value;
     if (job.outcome === 'skipped' || job.failure !== undefined || job.grid.length === 0) {
       finish(job);
       continue;
@@ -454,8 +515,10 @@ export async function dryRun(options: IndexRunOptions): Promise<DryRunReport> {
   const store = exists ? IndexStore.open(options.out, { readOnly: true, graph: false }) : undefined;
   const report: DryRunReport = { slides: { total: items.length, toIndex: 0, skipped: 0, failed: 0, otherPartitions: items.length - mine.length }, tiles: 0, failures: [], modelTilesPerSecond: 0, provider: '', projectedSeconds: 0, projectedBytes: 0, seconds: 0 };
   const progress = new Progress(mine.length, options.logger, options.interactive);
+  const readThreads = options.readThreads ?? availableParallelism();
+  const planner = planningPool(readThreads);
   try {
-    for await (const job of planAhead(mine, (slideId) => store?.shardFor(slideId)?.slide(slideId)?.fingerprint, options, lookaheadOf(options, options.readThreads ?? availableParallelism(), 32))) {
+    for await (const job of planAhead(mine, (slideId) => store?.shardFor(slideId)?.slide(slideId)?.fingerprint, options, { planner, lookahead: lookaheadOf(options, readThreads, 32), openToRead: false })) {
       job.slide?.close();
       if (job.outcome === 'skipped') report.slides.skipped++;
       else if (job.failure !== undefined) {
@@ -469,6 +532,7 @@ export async function dryRun(options: IndexRunOptions): Promise<DryRunReport> {
     }
   } finally {
     progress.stop();
+    await planner.destroy();
     await store?.close();
   }
   const measured = await modelOnlyRate(model, options.device);

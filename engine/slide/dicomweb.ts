@@ -33,6 +33,11 @@ const settings: Required<Omit<DicomWebOptions, 'authorization'>> & { authorizati
   framesPerRequest: 16,
 };
 
+/** How DICOMweb servers are reached now: what a worker thread needs to open slides the same way. */
+export function dicomWebSettings(): DicomWebOptions {
+  return { ...settings, authorization: settings.authorization ?? '' };
+}
+
 /** Sets how DICOMweb servers are reached, for every slide opened afterwards. */
 export function configureDicomWeb(options: DicomWebOptions): void {
   if (options.authorization !== undefined) settings.authorization = options.authorization || undefined;

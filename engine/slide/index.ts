@@ -9,6 +9,7 @@ export { configureDecoding, type DecodeOptions } from './codecs/decode-pool.js';
 export { hasNativeJpeg } from './codecs/jpeg.js';
 export {
   configureDicomWeb,
+  dicomWebSettings,
   dicomWebSeriesUrl,
   dicomWebStats,
   isDicomWebSeriesUrl,
