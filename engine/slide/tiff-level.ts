@@ -4,7 +4,7 @@
  */
 import { getDecoder } from 'geotiff';
 import { TesseraError } from '../errors.js';
-import { decodeJpeg, spliceJpeg, type TileCrop } from './codecs/jpeg.js';
+import { decodeJpeg, decodeJpegShrunk, spliceJpeg, type TileCrop } from './codecs/jpeg.js';
 import { decodeJpeg2000 } from './codecs/jpeg2000.js';
 import type { FileSource } from './file-source.js';
 import { rgbFromChannels, type RgbImage } from './rgb-image.js';
@@ -43,19 +43,31 @@ export function tiffLevel(source: FileSource, ifd: TiffIfd, downsample: number, 
     throw new TesseraError('SLIDE_CORRUPT', `${name}: ${offsets.length} tile offsets for a ${tilesAcross}×${tilesDown} tile grid`);
   }
   const decode = tileDecoder(ifd, name);
+  const jpeg = (tagNumber(ifd, Tag.Compression) ?? 1) === Compression.Jpeg;
+  /** The tile's stored bytes and its rows, or null for a tile the file does not hold. */
+  const stored = (col: number, row: number): { bytes: Buffer; rows: number } | null => {
+    if (col < 0 || row < 0 || col >= tilesAcross || row >= tilesDown) return null;
+    const index = row * tilesAcross + col;
+    const byteCount = byteCounts[index] ?? 0;
+    if (byteCount === 0) return null; // sparse TIFF: a tile never written is background
+    // Strips at the bottom hold only the rows that remain.
+    return { bytes: source.readAt(offsets[index] ?? 0, byteCount), rows: tiled ? tileHeight : Math.min(tileHeight, height - row * tileHeight) };
+  };
+  const tables = tagBytes(ifd, Tag.JPEGTables);
+  const rgb = tagNumber(ifd, Tag.Photometric) === Photometric.Rgb;
   return {
     level: { width, height, downsample, tileWidth, tileHeight },
-    partialDecode: (tagNumber(ifd, Tag.Compression) ?? 1) === 7,
+    partialDecode: jpeg,
     async readTile(col, row, crop) {
-      if (col < 0 || row < 0 || col >= tilesAcross || row >= tilesDown) return null;
-      const index = row * tilesAcross + col;
-      const byteCount = byteCounts[index] ?? 0;
-      if (byteCount === 0) return null; // sparse TIFF: a tile never written is background
-      const bytes = source.readAt(offsets[index] ?? 0, byteCount);
-      // Strips at the bottom hold only the rows that remain.
-      const rows = tiled ? tileHeight : Math.min(tileHeight, height - row * tileHeight);
-      return decode(bytes, tileWidth, rows, crop);
+      const tile = stored(col, row);
+      return tile && decode(tile.bytes, tileWidth, tile.rows, crop);
     },
+    ...(jpeg && {
+      async readTileShrunk(col: number, row: number, shrink: 8) {
+        const tile = stored(col, row);
+        return tile && decodeJpegShrunk(spliceJpeg(tile.bytes, tables, rgb), shrink, tileWidth, tile.rows);
+      },
+    }),
   };
 }
 

@@ -28,7 +28,16 @@ export interface LevelReader {
   readTile(tileCol: number, tileRow: number, crop?: TileCrop): Promise<RgbImage | null>;
   /** True when readTile can decode only a part of a tile (JPEG through libjpeg-turbo). */
   partialDecode?: boolean;
+  /** Decodes a tile at 1/`shrink` of its size, cheaply (JPEG: in the DCT domain), for whole-slide views. */
+  readTileShrunk?(tileCol: number, tileRow: number, shrink: typeof THUMBNAIL_SHRINK): Promise<RgbImage | null>;
 }
+
+/**
+ * A whole-slide view this many times smaller than the level it is read from is assembled from
+ * tiles decoded at 1/8 size (readTileShrunk), not from full-resolution bands: a slide without a
+ * pyramid (a single 40 960² level) otherwise decodes and copies every pixel for its tissue mask.
+ */
+export const THUMBNAIL_SHRINK = 8;
 
 /** What a format module hands over after parsing a file. */
 export interface SlideSource {
@@ -169,7 +178,12 @@ export class TiledSlide implements Slide {
    * memory stays bounded even when the slide has no small level.
    */
   private async readScaled(level: number, outWidth: number, outHeight: number): Promise<RgbImage> {
-    const { width, height, downsample, tileHeight } = this.levels[level] as SlideLevel;
+    const reader = this.readerAt(level);
+    const { width, height, downsample, tileWidth, tileHeight } = reader.level;
+    const shrink = THUMBNAIL_SHRINK;
+    if (reader.readTileShrunk && width >= shrink * outWidth && height >= shrink * outHeight && tileWidth % shrink === 0 && tileHeight % shrink === 0 && (width / shrink) * (height / shrink) <= MAX_REGION_PIXELS) {
+      return this.readShrunk(level, reader, outWidth, outHeight);
+    }
     const bandHeight = Math.max(tileHeight, Math.floor(MAX_REGION_PIXELS / 4 / width / tileHeight) * tileHeight);
     const out = Buffer.alloc(outWidth * outHeight * 3, BACKGROUND);
     let outY = 0;
@@ -187,6 +201,26 @@ export class TiledSlide implements Slide {
       outY = bandOutEnd;
     }
     return { data: out, width: outWidth, height: outHeight };
+  }
+
+  /** readScaled from tiles decoded at 1/THUMBNAIL_SHRINK size, assembled one row of tiles at a time. */
+  private async readShrunk(level: number, reader: LevelReader, outWidth: number, outHeight: number): Promise<RgbImage> {
+    const { width, height, tileWidth, tileHeight } = reader.level;
+    const shrink = THUMBNAIL_SHRINK;
+    const shrunkWidth = Math.ceil(width / shrink);
+    const shrunkHeight = Math.ceil(height / shrink);
+    const shrunk = Buffer.alloc(shrunkWidth * shrunkHeight * 3, BACKGROUND);
+    const tilesAcross = Math.ceil(width / tileWidth);
+    for (let row = 0; row * tileHeight < height; row++) {
+      // A row at a time keeps the decode queue short: reads for the model queued meanwhile do not
+      // wait behind a whole slide's tiles.
+      const tiles = await Promise.all(Array.from({ length: tilesAcross }, (_, col) => this.decodeTile(level, reader, col, row, undefined, shrink)));
+      tiles.forEach((tile, col) => {
+        if (tile) copyTile(tile, (col * tileWidth) / shrink, (row * tileHeight) / shrink, shrunk, shrunkWidth, shrunkWidth, shrunkHeight);
+      });
+    }
+    const data = await sharp(shrunk, { raw: { width: shrunkWidth, height: shrunkHeight, channels: 3 } }).resize(outWidth, outHeight, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+    return { data, width: outWidth, height: outHeight };
   }
 
   close(): void {
@@ -216,10 +250,10 @@ export class TiledSlide implements Slide {
     return tileCache.getOrLoad(this.cacheKeyOf(level, col, row), () => this.decodeTile(level, reader, col, row));
   }
 
-  private async decodeTile(level: number, reader: LevelReader, col: number, row: number, crop?: TileCrop): Promise<RgbImage | null> {
+  private async decodeTile(level: number, reader: LevelReader, col: number, row: number, crop?: TileCrop, shrink?: typeof THUMBNAIL_SHRINK): Promise<RgbImage | null> {
     if (this.closed) throw new TesseraError('INVALID_ARGUMENT', `${this.name}: slide is closed`);
     try {
-      return await reader.readTile(col, row, crop);
+      return await (shrink && reader.readTileShrunk ? reader.readTileShrunk(col, row, shrink) : reader.readTile(col, row, crop));
     } catch (error) {
       if (isTesseraError(error)) throw error;
       const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];

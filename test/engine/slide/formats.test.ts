@@ -97,6 +97,19 @@ describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MIS
     slide.close();
   });
 
+  it('builds the thumbnail of a slide without a pyramid from tiles decoded at 1/8 size, as a full-resolution resize looks', async () => {
+    // One 2220×2967 level of 240 px JPEG tiles: a 256 px view is over 8× smaller, so it comes
+    // from tiles scaled in the DCT domain, placed edge tiles included.
+    const slide = await openSlide(slidePath('CMU-1-Small-Region.svs'));
+    onTestFinished(() => slide.close());
+    const thumbnail = await slide.thumbnail(256);
+    const whole = await slide.readRegion(0, 0, 0, slide.width, slide.height);
+    const reference = await sharp(whole.data, { raw: { width: slide.width, height: slide.height, channels: 3 } }).resize(thumbnail.width, thumbnail.height, { fit: 'fill' }).raw().toBuffer();
+    let difference = 0;
+    for (let i = 0; i < reference.length; i++) difference += Math.abs((thumbnail.data[i] ?? 0) - (reference[i] ?? 0));
+    expect(difference / reference.length).toBeLessThan(6);
+  });
+
   it('fills the part of a region beyond the slide edge with white', async () => {
     const slide = await openSlide(slidePath('CMU-1-Small-Region.svs'));
     const region = await slide.readRegion(0, 2220 - 10, 0, 20, 1);
