@@ -95,9 +95,10 @@ export interface RunReport {
    * Where the run's time went, in ms. Inference and the sessions' wait for tiles are summed over
    * sessions; `planWaitMs` is wall time the stream stood waiting for the next slide's plan; `writeMs`
    * is this thread's time in commits (graph inserts and the LMDB transaction), `mosaicMs` the wall
-   * time of mosaic clustering (on a worker for large slides).
+   * time of mosaic clustering (on a worker for large slides); `startupMs` the wall time before the
+   * first tile could be embedded (loading the model into every session, opening the index).
    */
-  stages: { embedInferenceMs: number; embedWaitMs: number; planWaitMs: number; writeMs: number; mosaicMs: number };
+  stages: { startupMs: number; embedInferenceMs: number; embedWaitMs: number; planWaitMs: number; writeMs: number; mosaicMs: number };
   failures: SlideFailure[];
 }
 
@@ -131,7 +132,7 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
     tiles: 0,
     seconds: 0,
     tilesPerSecond: 0,
-    stages: { embedInferenceMs: 0, embedWaitMs: 0, planWaitMs: 0, writeMs: 0, mosaicMs: 0 },
+    stages: { startupMs: Date.now() - startedAt.getTime(), embedInferenceMs: 0, embedWaitMs: 0, planWaitMs: 0, writeMs: 0, mosaicMs: 0 },
     failures: [],
   };
   // The thread starts with the first large slide, not with the run: a thread still loading the
@@ -234,6 +235,7 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   } finally {
     progress.stop();
     report.stages = {
+      startupMs: report.stages.startupMs,
       embedInferenceMs: Math.round(embedder.stats.inferenceMs),
       embedWaitMs: Math.round(embedder.stats.preprocessWaitMs),
       planWaitMs: Math.round(report.stages.planWaitMs),

@@ -157,8 +157,8 @@ if (SECTIONS.has('indexing')) {
     const rss = process.resourceUsage().maxRSS / 1024;
     console.log(`  ${name}: ${report.slides.indexed} items, ${report.tiles} tiles in ${report.seconds.toFixed(1)} s: ${report.tilesPerSecond.toFixed(1)} tiles/s end to end vs ${reference.toFixed(1)} model only (${before.toFixed(1)} before, ${after.toFixed(1)} after): ${((100 * report.tilesPerSecond) / reference).toFixed(0)}%; ${report.slides.failed} failed; peak RSS so far ${rss.toFixed(0)} MiB`);
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-    const { embedInferenceMs, embedWaitMs, planWaitMs, writeMs, mosaicMs } = report.stages;
-    console.log(`    stages: inference ${s(embedInferenceMs)} summed over ${probe.parallelism} sessions (${((100 * embedInferenceMs) / (probe.parallelism * report.seconds * 1000)).toFixed(0)}% of their time), sessions waiting for tiles ${s(embedWaitMs)}; stream waiting for plans ${s(planWaitMs)}; commits on the main thread ${s(writeMs)}; mosaics ${s(mosaicMs)}`);
+    const { startupMs, embedInferenceMs, embedWaitMs, planWaitMs, writeMs, mosaicMs } = report.stages;
+    console.log(`    stages: start-up (model into ${probe.parallelism} sessions, index) ${s(startupMs)}; inference ${s(embedInferenceMs)} summed over ${probe.parallelism} sessions (${((100 * embedInferenceMs) / (probe.parallelism * report.seconds * 1000)).toFixed(0)}% of their time), sessions waiting for tiles ${s(embedWaitMs)}; stream waiting for plans ${s(planWaitMs)}; commits on the main thread ${s(writeMs)}; mosaics ${s(mosaicMs)}`);
     return { ...report, failures: report.failures.map((failure) => failure.code), modelOnlyTilesPerSecond: reference, modelOnlyBefore: before, modelOnlyAfter: after, shareOfModelOnly: report.tilesPerSecond / reference, peakRssMiB: rss };
   };
   const parts = new Set((process.env.BENCH_INDEXING ?? 'slides,tiles,reading').split(','));

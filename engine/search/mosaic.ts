@@ -14,9 +14,10 @@ export interface MosaicOptions {
 /** Indices of the representative vectors (unit vectors, cosine geometry). */
 export function mosaicOf(vectors: Float32Array[], options: MosaicOptions = {}): number[] {
   const count = vectors.length;
-  if (count === 0) return [];
-  const clusters = Math.min(options.maxClusters ?? 12, Math.max(1, Math.round(Math.sqrt(count / 2))));
   const perCluster = options.perCluster ?? 2;
+  // Every tile is chosen whatever the clustering: a tile image (one tile) skips k-means.
+  if (count <= perCluster) return Array.from({ length: count }, (_, index) => index);
+  const clusters = Math.min(options.maxClusters ?? 12, Math.max(1, Math.round(Math.sqrt(count / 2))));
   const { assignment, centres } = kMeans(vectors, clusters, options.seed ?? 1);
   const chosen: number[] = [];
   centres.forEach((centre, cluster) => {
