@@ -2,8 +2,10 @@
  * npm run bench:index — indexing throughput, ANN recall/latency against FAISS, filtered search,
  * and retrieval quality of the default model. Sections (BENCH_SECTIONS, comma-separated):
  *   indexing     tessera index over the shared slides and --tiles over LC25000 lung, each against
- *                the model alone in the same run; reading alone per format (tiles/s per core);
- *                peak RSS. BENCH_DEVICE (cpu), BENCH_MODEL (default model), BENCH_TILES_LIMIT
+ *                the model alone in the same run; reading alone per format (tiles/s per core and
+ *                ms of CPU a tile, tile-library images included); on CPU the bound that sharing
+ *                the cores sets (model CPU ÷ (model + reading CPU)); peak RSS. BENCH_DEVICE (cpu),
+ *                BENCH_MODEL (default model), BENCH_TILES_LIMIT, BENCH_INDEXING=slides,tiles,reading
  *   ann-real     recall@10 and latency on the real embeddings of the shared data
  *   ann-synthetic  BENCH_ANN_N (default 1,000,000) 384-d vectors from a Gaussian mixture on the
  *                sphere; hnswlib vs FAISS HNSW (python3-faiss) at equal M and efConstruction, one
@@ -127,9 +129,17 @@ if (SECTIONS.has('indexing')) {
   const model = resolveModel(modelId, join(out, 'models'));
   const probe = await Embedder.create(model, { device, preprocessThreads: 0 });
   const zeros = Array.from({ length: probe.batchSize }, () => new Float32Array(3 * model.manifest.inputSize ** 2));
+  /** CPU time of this process in ms (every thread): what a tile costs whatever else loads the machine. */
+  const cpuMs = (): number => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
+  /** The model's CPU per tile, from the latest model-only run (on CPU, all of the process's work then). */
+  let modelCpuMsPerTile = 0;
   /** Model-only tiles/s: batches of zeros with every session busy, for about `seconds`. */
   const modelOnly = async (seconds: number): Promise<number> => {
     await probe.embedPreprocessed(zeros.map((zero) => zero.slice()));
+    const cpuStarted = cpuMs();
     const started = performance.now();
     const queued: Array<Promise<unknown>> = [];
     let tiles = 0;
@@ -139,6 +149,7 @@ if (SECTIONS.has('indexing')) {
       if (queued.length > probe.parallelism) await queued.shift();
     }
     await Promise.all(queued);
+    modelCpuMsPerTile = (cpuMs() - cpuStarted) / tiles;
     return tiles / ((performance.now() - started) / 1000);
   };
   const files = ['CMU-1-Small-Region.svs', 'tcga-cr-7395-01a-01-ts1.svs', 'ndpi/test3-DAPI-2-387.ndpi', 'ndpi/test3-TRITC-2-560.ndpi', 'derived/cmu1-small-pyramid-jpeg.tif', 'derived/cmu1-crop1024-pyramid.ome.tif', 'tcga-small-dicom.dcm'];
@@ -182,30 +193,55 @@ if (SECTIONS.has('indexing')) {
   configureDecoding({ decodeThreads: 1 });
   const preprocess = new PreprocessPool(0);
   const reading: Record<string, number> = {};
+  const readingCpuMs: Record<string, number> = {};
   const formats: Array<[string, string]> = [['SVS JPEG', 'CMU-1-Small-Region.svs'], ['SVS JPEG 2000', 'tcga-cr-7395-01a-01-ts1.svs'], ['NDPI', 'ndpi/test3-DAPI-2-387.ndpi'], ['pyramidal TIFF JPEG', 'derived/cmu1-small-pyramid-jpeg.tif'], ['OME-TIFF', 'derived/cmu1-crop1024-pyramid.ome.tif'], ['DICOM', 'tcga-small-dicom.dcm']];
   if (existsSync(synthetic)) formats.push(['TIFF JPEG 40 960²', synthetic]);
+  const lungImages = readdirSync(join(TILES, 'lc25000-lung-dev'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.jpeg')).sort().slice(0, 500);
   for (const [format, file] of formats) {
     if (!parts.has('reading')) break;
     tileCache.setMaxBytes(0);
     tileCache.setMaxBytes(DEFAULT_TILE_CACHE_BYTES);
-    const slide = await openSlide(file.startsWith('/') ? file : join(SLIDES, file));
+    // Sequential access, as the indexer reads: every source tile decoded whole once and cached.
+    const slide = await openSlide(file.startsWith('/') ? file : join(SLIDES, file), { access: 'sequential' });
     try {
       const mpp = slideMppOf(slide, file, file.startsWith('tcga') ? [0.25, 0.25] : undefined);
       const grid = (await tileGrid(slide, file, { ...DEFAULT_TILE_SPEC, minTissue: 0.5, slideMpp: mpp })).slice(0, 500);
+      const cpuStarted = cpuMs();
       const started = performance.now();
       for (const tile of grid) await preprocess.batch([await readGridTile(slide, tile, DEFAULT_TILE_SPEC, { resize: false })], model.manifest);
       reading[format] = grid.length / ((performance.now() - started) / 1000);
-      console.log(`    ${format.padEnd(20)} ${String(grid.length).padStart(4)} tiles: ${reading[format]!.toFixed(1)} tiles/s per core (one core feeds ${((100 * reading[format]!) / slides.modelOnlyTilesPerSecond).toFixed(0)}% of this model here)`);
+      readingCpuMs[format] = (cpuMs() - cpuStarted) / grid.length;
+      console.log(`    ${format.padEnd(20)} ${String(grid.length).padStart(4)} tiles: ${reading[format]!.toFixed(1)} tiles/s per core, ${readingCpuMs[format]!.toFixed(2)} ms CPU a tile (one core feeds ${((100 * reading[format]!) / slides.modelOnlyTilesPerSecond).toFixed(0)}% of this model here)`);
     } catch (error) {
       console.log(`    ${format.padEnd(20)} skipped: ${(error as Error).message}`);
     } finally {
       slide.close();
     }
   }
+  if (parts.has('reading')) {
+    // A tile library's image: opened (header), decoded whole, normalized (224² needs no resize).
+    const format = 'LC25000 JPEG images';
+    const cpuStarted = cpuMs();
+    const started = performance.now();
+    for (const name of lungImages) {
+      const image = await openSlide(join(TILES, 'lc25000-lung-dev', name));
+      await preprocess.batch([await readGridTile(image, { baseX: 0, baseY: 0, baseWidth: image.width, baseHeight: image.height, tissue: 1 }, { ...DEFAULT_TILE_SPEC, sizePx: image.width }, { resize: false })], model.manifest);
+      image.close();
+    }
+    reading[format] = lungImages.length / ((performance.now() - started) / 1000);
+    readingCpuMs[format] = (cpuMs() - cpuStarted) / lungImages.length;
+    console.log(`    ${format.padEnd(20)} ${String(lungImages.length).padStart(4)} tiles: ${reading[format]!.toFixed(1)} tiles/s per core, ${readingCpuMs[format]!.toFixed(2)} ms CPU a tile`);
+    if (device.kind !== 'cuda') {
+      // On CPU the model and the reading share the same cores: end to end can reach at most
+      // model CPU ÷ (model CPU + reading CPU) of model-only, whatever the pipeline overlaps.
+      const bound = (format: string) => (readingCpuMs[format] === undefined ? 'n/a' : `${modelCpuMsPerTile.toFixed(2)} / (${modelCpuMsPerTile.toFixed(2)} + ${readingCpuMs[format]!.toFixed(2)}) = ${((100 * modelCpuMsPerTile) / (modelCpuMsPerTile + readingCpuMs[format]!)).toFixed(0)}%`);
+      console.log(`  CPU bound on shared cores: model ${modelCpuMsPerTile.toFixed(2)} ms CPU a tile; slides (the 40 960² TIFF's tiles) ${bound('TIFF JPEG 40 960²')}; --tiles ${bound(format)}`);
+    }
+  }
   await preprocess.close();
   const rss = process.resourceUsage().maxRSS / 1024;
   console.log(`  peak RSS ${rss.toFixed(0)} MiB${device.kind === 'cuda' ? '' : '; no GPU measured in this run (BENCH_DEVICE=cuda and BENCH_MODEL=… on a GPU machine)'}\n`);
-  results.indexing = { slides, tiles, readingTilesPerSecondPerCore: reading, peakRssMiB: rss };
+  results.indexing = { slides, tiles, readingTilesPerSecondPerCore: reading, readingCpuMsPerTile: readingCpuMs, modelCpuMsPerTile, peakRssMiB: rss };
 }
 
 // ── embeddings for ann-real and quality ─────────────────────────────────────────────────────
