@@ -2,12 +2,14 @@
  * Every shared slide format opens through one Slide interface with trustworthy metadata, and
  * DICOM tiles equal their frames decoded independently of Tessera's reader.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { configureDecoding, openSlide } from '../../../engine/index.js';
-import { SHARED_MISSING, hasSharedData, slidePath } from '../../shared-data.js';
+import { SHARED_MISSING, TILES, hasSharedData, slidePath } from '../../shared-data.js';
 
 describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MISSING}`, () => {
   const cases = [
@@ -108,6 +110,25 @@ describe.skipIf(!hasSharedData)(`slide formats ${hasSharedData ? '' : SHARED_MIS
     let difference = 0;
     for (let i = 0; i < reference.length; i++) difference += Math.abs((thumbnail.data[i] ?? 0) - (reference[i] ?? 0));
     expect(difference / reference.length).toBeLessThan(6);
+  });
+
+  it('decodes plain JPEG tile images to the pixels sharp gives, and sends one with an ICC profile through sharp', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'tessera-images-'));
+    const lung = join(TILES, 'lc25000-lung-dev', 'lung_scc');
+    const withProfile = join(scratch, 'p3.jpeg');
+    // Saturated colours tagged Display P3: converting them to sRGB changes them.
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 250, g: 20, b: 40 } } }).withIccProfile('p3').jpeg().toFile(withProfile);
+    const files = [...readdirSync(lung).sort().slice(0, 3).map((name) => join(lung, name)), withProfile];
+    for (const file of files) {
+      const image = await openSlide(file);
+      onTestFinished(() => image.close());
+      const pixels = await image.readRegion(0, 0, 0, image.width, image.height);
+      const expected = await sharp(file).flatten({ background: '#ffffff' }).toColourspace('srgb').raw().toBuffer();
+      expect(pixels.data.equals(expected), file).toBe(true);
+    }
+    const naive = await sharp(withProfile).raw().keepIccProfile().toBuffer();
+    const converted = await sharp(withProfile).toColourspace('srgb').raw().toBuffer();
+    expect(naive.equals(converted)).toBe(false); // the profile matters, so the last case proves the route
   });
 
   it('fills the part of a region beyond the slide edge with white', async () => {
