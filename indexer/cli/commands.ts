@@ -2,6 +2,7 @@
  * Every `tessera` command, in the order `tessera --help` lists them. Adding a command is one line
  * here (and its import). `serve` is not here: indexer/bin/tessera.js hands it to the API's CLI.
  */
+import { cohortCommand } from './cohort.js';
 import type { Command } from './command.js';
 import { deleteCommand } from './delete.js';
 import { embedCommand } from './embed.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   tilesCommand,
   indexCommand,
   searchCommand,
+  cohortCommand,
   hardNegativesCommand,
   evaluateCommand,
   verifyCommand,

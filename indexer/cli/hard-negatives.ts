@@ -2,11 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { TesseraError, hardNegatives, isTesseraError, type RgbImage, type TileHit } from '../../engine/index.js';
+import { TesseraError, isTesseraError, type LabelledTileQuery } from '../../engine/index.js';
 import type { Command } from './command.js';
 import { UsageError, filterFlag, kFlag, numberFlag, parseFlags } from './flags.js';
 import { MODELS_DETAILS } from './models.js';
-import { hitsJson, openForQueries } from './queries.js';
+import { hitsJson, openQueries, warnPartial } from './queries.js';
 import { wholeImage } from './slides.js';
 
 export const hardNegativesCommand: Command = {
@@ -27,46 +27,40 @@ export const hardNegativesCommand: Command = {
       'models-dir': { type: 'string' },
     });
     if (!values.index || !values.queries) throw new UsageError('--index INDEX and --queries FILE.csv are required');
-    const k = kFlag(values.k);
-    const filter = filterFlag(values.filter);
+    const settings = { k: kFlag(values.k), ef: values.ef === undefined ? undefined : numberFlag(values.ef, 'ef'), filter: filterFlag(values.filter), labelField: values['label-field'] ?? 'label' };
     const rows = parseCsv(readFileSync(values.queries, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<{ file?: string; label?: string }>;
     const base = dirname(values.queries);
-    const { store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
+    const opened = await openQueries(values.index, values['models-dir'], values.device);
     try {
-      // Queries are embedded and answered in chunks, streamed line by line: batches of any size fit.
-      for (let start = 0; start < rows.length; start += embedder.batchSize) {
-        const chunk = rows.slice(start, start + embedder.batchSize);
-        const images: Array<RgbImage | null> = [];
-        const errors: Array<TesseraError | null> = [];
-        for (const row of chunk) {
-          try {
-            if (!row.file || row.label === undefined) throw new TesseraError('INVALID_ARGUMENT', `${values.queries}: every row needs file and label`);
-            images.push(await wholeImage(resolve(base, row.file)));
-            errors.push(null);
-          } catch (error) {
-            if (!isTesseraError(error)) throw error;
-            images.push(null);
-            errors.push(error);
-          }
-        }
-        const vectors = await embedder.embed(images.filter((image): image is RgbImage => image !== null));
+      // Queries are read and answered in chunks, streamed line by line: batches of any size fit.
+      for (let start = 0; start < rows.length; start += CHUNK) {
+        const chunk = rows.slice(start, start + CHUNK);
+        const read = await Promise.all(chunk.map((row) => labelledQuery(row, base, values.queries as string)));
+        const answer = await opened.queries.hardNegatives(read.filter((query): query is LabelledTileQuery => !isTesseraError(query)), settings, null);
+        warnPartial('hard-negatives', answer.coverage);
         let next = 0;
-        const queries = images.map((image, i) => (image ? { vector: vectors[next++] as Float32Array, label: chunk[i]?.label ?? '' } : null));
-        const answers = hardNegatives(store, queries.filter((query) => query !== null), { k, ...(values.ef === undefined ? {} : { ef: numberFlag(values.ef, 'ef') }), labelField: values['label-field'] ?? 'label', ...(filter ? { filter } : {}) });
-        for (const [i, query] of queries.entries()) {
+        for (const [i, query] of read.entries()) {
           const row = chunk[i] ?? {};
-          const error = errors[i];
-          if (!query || error) {
-            process.stdout.write(`${JSON.stringify({ query: row, error: error?.code, message: error?.message })}\n`);
-            continue;
-          }
-          const hits: TileHit[] = answers.next().value ?? [];
-          process.stdout.write(`${JSON.stringify({ query: row, negatives: hitsJson(hits) })}\n`);
+          if (isTesseraError(query)) process.stdout.write(`${JSON.stringify({ query: row, error: query.code, message: query.message })}\n`);
+          else process.stdout.write(`${JSON.stringify({ query: row, negatives: hitsJson(answer.hits[next++] ?? []) })}\n`);
         }
       }
     } finally {
-      await embedder.close();
-      await store.close();
+      await opened.close();
     }
   },
 };
+
+/** Rows read, embedded and answered together: bounds memory and lets the first lines out early. */
+const CHUNK = 64;
+
+/** A CSV row as a labelled query, or the error that keeps it from being one (printed on its line). */
+async function labelledQuery(row: { file?: string; label?: string }, base: string, csv: string): Promise<LabelledTileQuery | TesseraError> {
+  try {
+    if (!row.file || row.label === undefined) throw new TesseraError('INVALID_ARGUMENT', `${csv}: every row needs file and label`);
+    return { label: row.label, query: { image: await wholeImage(resolve(base, row.file)) } };
+  } catch (error) {
+    if (!isTesseraError(error)) throw error;
+    return error;
+  }
+}

@@ -1,17 +1,19 @@
 /** `tessera search …`: similar regions, similar slides, and slides like a new case. */
 import { readFileSync } from 'node:fs';
-import { TesseraError, isDicomWebSeriesUrl, isTesseraError, newCaseMosaic, openSlide, parseFilter, readGridTile, searchSlides, type RgbImage } from '../../engine/index.js';
+import { isDicomWebSeriesUrl, isTesseraError, type QuerySettings, type QueryService, type SlideAnswer } from '../../engine/index.js';
 import type { Command } from './command.js';
 import { UsageError, filterFlag, kFlag, numberFlag, parseFlags } from './flags.js';
 import { MODELS_DETAILS } from './models.js';
-import { hitsJson, openForQueries } from './queries.js';
-import { DICOMWEB_DETAILS, wholeImage, withSlide } from './slides.js';
+import { hitsJson, openQueries, warnPartial } from './queries.js';
+import { DICOMWEB_DETAILS, wholeImage } from './slides.js';
 
 export const searchCommand: Command = {
   name: 'search',
-  usage: `  search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
+  usage: `  search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H [--regions])
          [-k 10] [--ef N] [--filter JSON] [--include-self] [--exclude-own-patient]
-                                     similar regions as JSON (NDJSON for --images)
+                                     similar regions as JSON (NDJSON for --images); a rectangle that is
+                                     an indexed tile is searched with its stored vector; --regions
+                                     cuts the box into its indexed tiles and also finds matching regions
   search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
                                      slides like this one, with their matching regions
   search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
@@ -27,6 +29,7 @@ export const searchCommand: Command = {
       y: { type: 'string' },
       width: { type: 'string' },
       height: { type: 'string' },
+      regions: { type: 'boolean' },
       k: { type: 'string', short: 'k' },
       ef: { type: 'string' },
       filter: { type: 'string' },
@@ -42,68 +45,75 @@ export const searchCommand: Command = {
     if (!values.index) throw new UsageError('--index INDEX is required');
     const mode = values.mode ?? 'region';
     if (mode !== 'region' && mode !== 'slide') throw new UsageError(`--mode must be region or slide, got '${mode}'`);
-    const k = kFlag(values.k);
-    // No --ef: each segment's ef tuned for recall@10 ≥ 0.95 when it was built.
-    const ef = values.ef === undefined ? undefined : numberFlag(values.ef, 'ef');
-    const filter = parseFilter(filterFlag(values.filter));
-    const { info, store, embedder } = await openForQueries(values.index, values['models-dir'], values.device);
-    // A query slide's own patient is excluded on request: other slides of one patient look alike.
-    const ownPatient = values.slide && values['exclude-own-patient'] ? store.shardFor(values.slide)?.slide(values.slide)?.metadata.patient_id : undefined;
-    const excludePatients = ownPatient ? new Set([ownPatient]) : undefined;
-    const query = async (image: RgbImage, exclude?: string) =>
-      hitsJson(store.search((await embedder.embed([image]))[0] as Float32Array, { k, ef, filter, ...(exclude ? { excludeSlides: new Set([exclude]) } : {}), ...(excludePatients ? { excludePatients } : {}) }));
+    const newCase = values['slide-file'] ?? values['dicomweb-series'];
+    if (values['dicomweb-series'] && !isDicomWebSeriesUrl(values['dicomweb-series'])) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
+    if (!values.image && !values.images && !values.slide && !(newCase && mode === 'slide')) throw new UsageError('give --image FILE, --images LIST or --slide ID with --x --y --width --height');
+    const settings: QuerySettings = {
+      k: kFlag(values.k),
+      // No --ef: each segment's ef tuned for recall@10 ≥ 0.95 when it was built.
+      ef: values.ef === undefined ? undefined : numberFlag(values.ef, 'ef'),
+      filter: filterFlag(values.filter),
+      // A query slide's own patient is excluded on request: other slides of one patient look alike.
+      exclude: { ownSlide: !values['include-self'], ownPatient: values['exclude-own-patient'] === true },
+    };
+    const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
+    const region = values.slide && mode === 'region' ? { slideId: values.slide, x: numberFlag(values.x, 'x'), y: numberFlag(values.y, 'y'), width: numberFlag(values.width, 'width'), height: numberFlag(values.height, 'height') } : undefined;
+    const opened = await openQueries(values.index, values['models-dir'], values.device);
+    const { queries } = opened;
     try {
       if (values.image) {
-        process.stdout.write(`${JSON.stringify({ query: { image: values.image }, results: await query(await wholeImage(values.image)) }, null, 2)}\n`);
+        const answer = await queries.searchRegion({ image: await wholeImage(values.image) }, settings, null);
+        warnPartial('search', answer.coverage);
+        print({ query: { image: values.image }, results: hitsJson(answer.hits) });
       } else if (values.images) {
-        const paths = readFileSync(values.images, 'utf8').split('\n').map((line) => line.trim()).filter(Boolean);
-        for (const path of paths) {
-          try {
-            process.stdout.write(`${JSON.stringify({ query: { image: path }, results: await query(await wholeImage(path)) })}\n`);
-          } catch (error) {
-            if (!isTesseraError(error)) throw error;
-            process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
-          }
-        }
-      } else if ((values['slide-file'] || values['dicomweb-series']) && mode === 'slide') {
+        await searchImages(queries, values.images, settings);
+      } else if (newCase && mode === 'slide') {
         // A new case: its mosaic is computed now, with the index's model and tile grid.
-        const locator = (values['slide-file'] ?? values['dicomweb-series']) as string;
-        if (values['dicomweb-series'] && !isDicomWebSeriesUrl(locator)) throw new UsageError('--dicomweb-series takes a series URL: http(s)://HOST/ROOT/studies/UID/series/UID');
-        const slideMpp = values['slide-mpp'] === undefined ? undefined : numberFlag(values['slide-mpp'], 'slide-mpp');
-        const name = locator.split('/').pop() ?? locator;
-        const mosaic = await withSlide(locator, (slide) => newCaseMosaic(slide, name, embedder, { tile: info.tile, ...(slideMpp === undefined ? {} : { slideMpp: [slideMpp, slideMpp] as [number, number] }) }));
-        process.stderr.write(`mosaic of ${name}: ${mosaic.vectors.length} tiles from ${mosaic.embeddedTiles} embedded of ${mosaic.tissueTiles} tissue tiles in ${mosaic.ms.total} ms (grid ${mosaic.ms.grid}, embed ${mosaic.ms.embed}, k-means ${mosaic.ms.mosaic})\n`);
-        const slides = searchSlides(store, mosaic.vectors, { k, ef, filter });
-        const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
-        process.stdout.write(`${JSON.stringify({ query: { slide: name, tissueTiles: mosaic.tissueTiles, embeddedTiles: mosaic.embeddedTiles, mosaicTiles: mosaic.vectors.length, ms: mosaic.ms }, results }, null, 2)}\n`);
-      } else if (values.slide && mode === 'slide') {
-        const record = store.shardFor(values.slide)?.slide(values.slide);
-        if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
-        const shard = store.shardFor(values.slide)!;
-        const queries = (record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16)).map((label) => shard.vector(label));
-        const slides = searchSlides(store, queries, { k, ef, filter, excludeSlides: new Set(values['include-self'] ? [] : [record.slideId]), ...(excludePatients ? { excludePatients } : {}) });
-        const results = slides.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
-        process.stdout.write(`${JSON.stringify({ query: { slideId: record.slideId, mosaicTiles: queries.length }, results }, null, 2)}\n`);
-      } else if (values.slide) {
-        const shard = store.shardFor(values.slide);
-        const record = shard?.slide(values.slide);
-        if (!record) throw new TesseraError('SLIDE_NOT_FOUND', `slide "${values.slide}" is not in ${values.index}`);
-        const slide = await openSlide(record.path);
-        try {
-          const tile = { baseX: numberFlag(values.x, 'x'), baseY: numberFlag(values.y, 'y'), baseWidth: numberFlag(values.width, 'width'), baseHeight: numberFlag(values.height, 'height'), tissue: 1 };
-          const targetPx = Math.max(1, Math.round((tile.baseWidth * record.mpp[0]) / info.tile.mpp));
-          const image = await readGridTile(slide, tile, { mpp: info.tile.mpp, sizePx: targetPx }, { resize: false });
-          const results = await query(image, values['include-self'] ? undefined : record.slideId);
-          process.stdout.write(`${JSON.stringify({ query: { slideId: record.slideId, x: tile.baseX, y: tile.baseY, width: tile.baseWidth, height: tile.baseHeight }, results }, null, 2)}\n`);
-        } finally {
-          slide.close();
+        const answer = await queries.searchSlides({ newCase: { locator: newCase, slideMpp } }, settings, null);
+        const name = newCase.split('/').pop() ?? newCase;
+        if ('newCase' in answer.query) {
+          const { tissueTiles, embeddedTiles, mosaicTiles, ms } = answer.query.newCase;
+          process.stderr.write(`mosaic of ${name}: ${mosaicTiles} tiles from ${embeddedTiles} embedded of ${tissueTiles} tissue tiles in ${ms.total} ms (grid ${ms.grid}, embed ${ms.embed}, k-means ${ms.mosaic})\n`);
+          print({ query: { slide: name, tissueTiles, embeddedTiles, mosaicTiles, ms }, results: slidesJson(answer) });
         }
-      } else {
-        throw new UsageError('give --image FILE, --images LIST or --slide ID with --x --y --width --height');
+      } else if (values.slide && mode === 'slide') {
+        const answer = await queries.searchSlides({ slideId: values.slide }, settings, null);
+        print({ query: answer.query, results: slidesJson(answer) });
+      } else if (region && values.regions) {
+        const answer = await queries.searchWholeRegion(region, settings, null);
+        warnPartial('search', answer.coverage);
+        print({ query: { ...region, tiles: answer.tiles }, regions: answer.regions.map((match) => ({ ...match, score: Number(match.score.toFixed(6)), evidence: hitsJson(match.evidence) })), results: hitsJson(answer.hits) });
+      } else if (region) {
+        const answer = await queries.searchRegion(region, settings, null);
+        warnPartial('search', answer.coverage);
+        print({ query: { ...region, embedded: answer.embedded }, results: hitsJson(answer.hits) });
       }
     } finally {
-      await embedder.close();
-      await store.close();
+      await opened.close();
     }
   },
 };
+
+/** --images LIST: one NDJSON line per image, in list order; an unreadable image gets an error line. */
+async function searchImages(queries: QueryService, list: string, settings: QuerySettings): Promise<void> {
+  const paths = readFileSync(list, 'utf8').split('\n').map((line) => line.trim()).filter(Boolean);
+  for (const path of paths) {
+    try {
+      const answer = await queries.searchRegion({ image: await wholeImage(path) }, settings, null);
+      warnPartial('search', answer.coverage);
+      process.stdout.write(`${JSON.stringify({ query: { image: path }, results: hitsJson(answer.hits) })}\n`);
+    } catch (error) {
+      if (!isTesseraError(error)) throw error;
+      process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
+    }
+  }
+}
+
+function slidesJson(answer: SlideAnswer) {
+  warnPartial('search', answer.coverage);
+  return answer.matches.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), matchedQueries: match.matchedQueries, metadata: match.metadata, evidence: hitsJson(match.evidence) }));
+}
+
+function print(answer: unknown): void {
+  process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+}
