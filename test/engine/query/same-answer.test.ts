@@ -77,7 +77,7 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     await server?.close();
   });
 
-  it('answers a region by tile reference, by a rectangle that is no tile, and with a filter alike', async () => {
+  it('answers a region by tile reference, by a rectangle that is no tile, with a filter and as a whole region alike', async () => {
     const rectangle = { slideId: 'S1', x: 1001, y: 1203, width: 300, height: 300 };
     const byRectangle = await post('/v1/search/region', { ...rectangle, k: 5 });
     expect(byRectangle.query.embedded).toBe(true);
@@ -100,6 +100,14 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     expectSameTiles(cliFiltered.results, filtered.results);
     expect(filtered.results.every((hit: { metadata: { organ: string } }) => hit.metadata.organ === 'skin')).toBe(true);
     expect(filtered.results.some((hit: Tile) => hit.slideId === 'S1')).toBe(true);
+
+    // A whole-region query: S2's box cut into its indexed tiles, matched as regions.
+    const box = { slideId: 'S2', x: 0, y: 0, width: 672, height: 672 };
+    const whole = await post('/v1/search/region', { ...box, k: 5, regions: true });
+    const cliWhole = JSON.parse(await tessera('search', '--slide', 'S2', '--x', '0', '--y', '0', '--width', '672', '--height', '672', '--regions', '-k', '5'));
+    expect(cliWhole.query.tiles).toEqual(whole.query.tiles);
+    expectSameTiles(cliWhole.regions, whole.regions);
+    expectSameTiles(cliWhole.results, whole.results);
   });
 
   it('answers an uploaded image and hard negatives for it alike', async () => {
