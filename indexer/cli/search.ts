@@ -14,8 +14,9 @@ export const searchCommand: Command = {
                                      similar regions as JSON (NDJSON for --images); a rectangle that is
                                      an indexed tile is searched with its stored vector; --regions
                                      cuts the box into its indexed tiles and also finds matching regions
-  search --index INDEX --slide ID --mode slide [-k 10] [--filter JSON]
-                                     slides like this one, with their matching regions
+  search --index INDEX (--slide ID | --images LIST) --mode slide [-k 10] [--filter JSON]
+                                     slides like this one (or like these images together), with
+                                     their matching regions
   search --index INDEX --mode slide (--slide-file PATH | --dicomweb-series URL) [--slide-mpp M] …
                                      slides like a new case (not indexed): its mosaic is computed now`,
   details: `${MODELS_DETAILS}\n\n${DICOMWEB_DETAILS}`,
@@ -65,6 +66,10 @@ export const searchCommand: Command = {
         const answer = await queries.searchRegion({ image: await wholeImage(values.image) }, settings, null);
         warnPartial('search', answer.coverage);
         print({ query: { image: values.image }, results: hitsJson(answer.hits) });
+      } else if (values.images && mode === 'slide') {
+        // The images together are the query tiles, as `images` in POST /v1/search/slide.
+        const answer = await queries.searchSlides({ images: await Promise.all(listedPaths(values.images).map(wholeImage)) }, settings, null);
+        print({ query: answer.query, results: slidesJson(answer) });
       } else if (values.images) {
         await searchImages(queries, values.images, settings);
       } else if (newCase && mode === 'slide') {
@@ -96,8 +101,7 @@ export const searchCommand: Command = {
 
 /** --images LIST: one NDJSON line per image, in list order; an unreadable image gets an error line. */
 async function searchImages(queries: QueryService, list: string, settings: QuerySettings): Promise<void> {
-  const paths = readFileSync(list, 'utf8').split('\n').map((line) => line.trim()).filter(Boolean);
-  for (const path of paths) {
+  for (const path of listedPaths(list)) {
     try {
       const answer = await queries.searchRegion({ image: await wholeImage(path) }, settings, null);
       warnPartial('search', answer.coverage);
@@ -107,6 +111,11 @@ async function searchImages(queries: QueryService, list: string, settings: Query
       process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
     }
   }
+}
+
+/** The image paths of a list file, one a line. */
+function listedPaths(list: string): string[] {
+  return readFileSync(list, 'utf8').split('\n').map((line) => line.trim()).filter(Boolean);
 }
 
 function slidesJson(answer: SlideAnswer) {

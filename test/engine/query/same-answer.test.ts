@@ -125,11 +125,18 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     expect(negatives.results[0].results.every((hit: { metadata: { diagnosis: string } }) => hit.metadata.diagnosis !== 'normal')).toBe(true);
   });
 
-  it('answers slide search of an indexed slide, of a new case file, and a cohort alike', async () => {
+  it('answers slide search of an indexed slide, of images, of a new case file, and a cohort alike', async () => {
     const bySlide = await post('/v1/search/slide', { slideId: 'S2', k: 3 });
     const cliSlide = JSON.parse(await tessera('search', '--slide', 'S2', '--mode', 'slide', '-k', '3'));
     expect(cliSlide.query.mosaicTiles).toBe(bySlide.query.mosaicTiles);
     expectSameSlides(cliSlide.results, bySlide.results);
+
+    const list = join(fixture.scratch, 'images.txt');
+    writeFileSync(list, `${image}\n`);
+    const byImages = await post('/v1/search/slide', { images: [(await sharp(image).toBuffer()).toString('base64')], k: 3 });
+    const cliImages = JSON.parse(await tessera('search', '--images', list, '--mode', 'slide', '-k', '3'));
+    expect(cliImages.query).toEqual({ images: 1 });
+    expectSameSlides(cliImages.results, byImages.results);
 
     // A new case under the server's slide root (the crop, as a file: its mosaic computed now, twice).
     const byNewCase = await post('/v1/search/slide', { slidePath: 'crop.ome.tif', k: 3 });
