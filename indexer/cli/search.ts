@@ -1,6 +1,6 @@
 /** `tessera search …`: similar regions, similar slides, and slides like a new case. */
 import { readFileSync } from 'node:fs';
-import { isDicomWebSeriesUrl, isTesseraError, type QuerySettings, type QueryService, type SlideAnswer } from '../../engine/index.js';
+import { isDicomWebSeriesUrl, isTesseraError, type QuerySettings, type QueryService, type RegionMatch, type SlideAnswer } from '../../engine/index.js';
 import type { Command } from './command.js';
 import { UsageError, filterFlag, kFlag, numberFlag, parseFlags } from './flags.js';
 import { MODELS_DETAILS } from './models.js';
@@ -87,7 +87,7 @@ export const searchCommand: Command = {
       } else if (region && values.regions) {
         const answer = await queries.searchWholeRegion(region, settings, null);
         warnPartial('search', answer.coverage);
-        print({ query: { ...region, tiles: answer.tiles }, regions: answer.regions.map((match) => ({ ...match, score: Number(match.score.toFixed(6)), evidence: hitsJson(match.evidence) })), results: hitsJson(answer.hits) });
+        print({ query: { ...region, tiles: answer.tiles }, regions: answer.regions.map(regionJson), results: hitsJson(answer.hits) });
       } else if (region) {
         const answer = await queries.searchRegion(region, settings, null);
         warnPartial('search', answer.coverage);
@@ -111,6 +111,13 @@ async function searchImages(queries: QueryService, list: string, settings: Query
       process.stdout.write(`${JSON.stringify({ query: { image: path }, error: error.code, message: error.message })}\n`);
     }
   }
+}
+
+/** A region match as the CLI prints it: its box in level-0 pixels, score, and evidence with the query tile each answers. */
+function regionJson(match: RegionMatch) {
+  const { slideId, x, y, width, height, matchedQueries, metadata } = match;
+  const evidence = hitsJson(match.evidence).map((hit, i) => ({ ...hit, queryTile: match.evidence[i]?.queryTile }));
+  return { slideId, x, y, width, height, score: Number(match.score.toFixed(6)), matchedQueries, metadata, evidence };
 }
 
 /** The image paths of a list file, one a line. */

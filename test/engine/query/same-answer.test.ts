@@ -107,6 +107,10 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     const cliWhole = JSON.parse(await tessera('search', '--slide', 'S2', '--x', '0', '--y', '0', '--width', '672', '--height', '672', '--regions', '-k', '5'));
     expect(cliWhole.query.tiles).toEqual(whole.query.tiles);
     expectSameTiles(cliWhole.regions, whole.regions);
+    cliWhole.regions.forEach((region: { evidence: Array<Tile & { queryTile: number }> }, i: number) => {
+      expectSameTiles(region.evidence, whole.regions[i].evidence);
+      expect(region.evidence.map((hit) => hit.queryTile)).toEqual(whole.regions[i].evidence.map((hit: { queryTile: number }) => hit.queryTile));
+    });
     expectSameTiles(cliWhole.results, whole.results);
   });
 
