@@ -1,6 +1,6 @@
 /** `tessera search …`: similar regions, similar slides, and slides like a new case. */
 import { readFileSync } from 'node:fs';
-import { isDicomWebSeriesUrl, isTesseraError, type QuerySettings, type QueryService, type RegionMatch, type SlideAnswer } from '../../engine/index.js';
+import { isDicomWebSeriesUrl, isTesseraError, type Feedback, type QuerySettings, type QueryService, type RegionMatch, type SlideAnswer, type TileQuery } from '../../engine/index.js';
 import type { Command } from './command.js';
 import { UsageError, filterFlag, kFlag, numberFlag, parseFlags } from './flags.js';
 import { MODELS_DETAILS } from './models.js';
@@ -14,6 +14,10 @@ export const searchCommand: Command = {
                                      similar regions as JSON (NDJSON for --images); a rectangle that is
                                      an indexed tile is searched with its stored vector; --regions
                                      cuts the box into its indexed tiles and also finds matching regions
+         [--positive EXAMPLE]… [--negative EXAMPLE]…
+                                     refine by example (Rocchio): more like the positives, less like
+                                     the negatives; an EXAMPLE is SLIDE_ID@X,Y,WIDTH,HEIGHT or an image
+                                     file (any search mode)
   search --index INDEX (--slide ID | --images LIST) --mode slide [-k 10] [--filter JSON]
                                      slides like this one (or like these images together), with
                                      their matching regions
@@ -40,6 +44,8 @@ export const searchCommand: Command = {
       'slide-mpp': { type: 'string' },
       'include-self': { type: 'boolean' },
       'exclude-own-patient': { type: 'boolean' },
+      positive: { type: 'string', multiple: true },
+      negative: { type: 'string', multiple: true },
       device: { type: 'string' },
       'models-dir': { type: 'string' },
     });
@@ -62,19 +68,20 @@ export const searchCommand: Command = {
     const opened = await openQueries(values.index, values['models-dir'], values.device);
     const { queries } = opened;
     try {
+      const feedback = { positives: await Promise.all((values.positive ?? []).map(example)), negatives: await Promise.all((values.negative ?? []).map(example)) };
       if (values.image) {
-        const answer = await queries.searchRegion({ image: await wholeImage(values.image) }, settings, null);
+        const answer = await queries.searchRegion({ image: await wholeImage(values.image) }, settings, null, feedback);
         warnPartial('search', answer.coverage);
         print({ query: { image: values.image }, results: hitsJson(answer.hits) });
       } else if (values.images && mode === 'slide') {
         // The images together are the query tiles, as `images` in POST /v1/search/slide.
-        const answer = await queries.searchSlides({ images: await Promise.all(listedPaths(values.images).map(wholeImage)) }, settings, null);
+        const answer = await queries.searchSlides({ images: await Promise.all(listedPaths(values.images).map(wholeImage)) }, settings, null, feedback);
         print({ query: answer.query, results: slidesJson(answer) });
       } else if (values.images) {
-        await searchImages(queries, values.images, settings);
+        await searchImages(queries, values.images, settings, feedback);
       } else if (newCase && mode === 'slide') {
         // A new case: its mosaic is computed now, with the index's model and tile grid.
-        const answer = await queries.searchSlides({ newCase: { locator: newCase, slideMpp } }, settings, null);
+        const answer = await queries.searchSlides({ newCase: { locator: newCase, slideMpp } }, settings, null, feedback);
         const name = newCase.split('/').pop() ?? newCase;
         if ('newCase' in answer.query) {
           const { tissueTiles, embeddedTiles, mosaicTiles, ms } = answer.query.newCase;
@@ -82,14 +89,14 @@ export const searchCommand: Command = {
           print({ query: { slide: name, tissueTiles, embeddedTiles, mosaicTiles, ms }, results: slidesJson(answer) });
         }
       } else if (values.slide && mode === 'slide') {
-        const answer = await queries.searchSlides({ slideId: values.slide }, settings, null);
+        const answer = await queries.searchSlides({ slideId: values.slide }, settings, null, feedback);
         print({ query: answer.query, results: slidesJson(answer) });
       } else if (region && values.regions) {
-        const answer = await queries.searchWholeRegion(region, settings, null);
+        const answer = await queries.searchWholeRegion(region, settings, null, feedback);
         warnPartial('search', answer.coverage);
         print({ query: { ...region, tiles: answer.tiles }, regions: answer.regions.map(regionJson), results: hitsJson(answer.hits) });
       } else if (region) {
-        const answer = await queries.searchRegion(region, settings, null);
+        const answer = await queries.searchRegion(region, settings, null, feedback);
         warnPartial('search', answer.coverage);
         print({ query: { ...region, embedded: answer.embedded }, results: hitsJson(answer.hits) });
       }
@@ -100,10 +107,10 @@ export const searchCommand: Command = {
 };
 
 /** --images LIST: one NDJSON line per image, in list order; an unreadable image gets an error line. */
-async function searchImages(queries: QueryService, list: string, settings: QuerySettings): Promise<void> {
+async function searchImages(queries: QueryService, list: string, settings: QuerySettings, feedback: Feedback): Promise<void> {
   for (const path of listedPaths(list)) {
     try {
-      const answer = await queries.searchRegion({ image: await wholeImage(path) }, settings, null);
+      const answer = await queries.searchRegion({ image: await wholeImage(path) }, settings, null, feedback);
       warnPartial('search', answer.coverage);
       process.stdout.write(`${JSON.stringify({ query: { image: path }, results: hitsJson(answer.hits) })}\n`);
     } catch (error) {
@@ -118,6 +125,17 @@ function regionJson(match: RegionMatch) {
   const { slideId, x, y, width, height, matchedQueries, metadata } = match;
   const evidence = hitsJson(match.evidence).map((hit, i) => ({ ...hit, queryTile: match.evidence[i]?.queryTile }));
   return { slideId, x, y, width, height, score: Number(match.score.toFixed(6)), matchedQueries, metadata, evidence };
+}
+
+/**
+ * A --positive or --negative example: `SLIDE_ID@X,Y,WIDTH,HEIGHT` (a region of an indexed slide,
+ * level-0 pixels) or an image file.
+ */
+async function example(value: string): Promise<TileQuery> {
+  const region = /^(.+)@(\d+),(\d+),(\d+),(\d+)$/.exec(value);
+  if (!region) return { image: await wholeImage(value) };
+  const [, slideId = '', x, y, width, height] = region;
+  return { slideId, x: Number(x), y: Number(y), width: Number(width), height: Number(height) };
 }
 
 /** The image paths of a list file, one a line. */

@@ -77,7 +77,7 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     await server?.close();
   });
 
-  it('answers a region by tile reference, by a rectangle that is no tile, with a filter and as a whole region alike', async () => {
+  it('answers a region by tile reference, by a rectangle that is no tile, refined by example, with a filter and as a whole region alike', async () => {
     const rectangle = { slideId: 'S1', x: 1001, y: 1203, width: 300, height: 300 };
     const byRectangle = await post('/v1/search/region', { ...rectangle, k: 5 });
     expect(byRectangle.query.embedded).toBe(true);
@@ -93,6 +93,14 @@ describe.skipIf(!hasSharedData)(`the same question through the CLI and the API $
     expect(cliReference.query.embedded).toBe(false);
     expectSameTiles(cliReference.results, byReference.results);
     expect(byReference.results.every((hit: Tile) => hit.slideId !== tile.slideId)).toBe(true);
+
+    // Refined by example: toward that tile, away from the query image.
+    const png = (await sharp(image).toBuffer()).toString('base64');
+    const refined = await post('/v1/search/region', { ...rectangle, k: 5, positives: [{ slideId: tile.slideId, x: tile.x, y: tile.y, width: tile.width, height: tile.height }], negatives: [{ image: png }] });
+    expect(refined.query.refined).toEqual({ positives: 1, negatives: 1 });
+    const cliRefined = JSON.parse(await tessera('search', '--slide', 'S1', '--x', '1001', '--y', '1203', '--width', '300', '--height', '300', '-k', '5', '--positive', `${tile.slideId}@${tile.x},${tile.y},${tile.width},${tile.height}`, '--negative', image));
+    expectSameTiles(cliRefined.results, refined.results);
+    expect(cliRefined.results.map((hit: Tile) => hit.score)).not.toEqual(cliRectangle.results.map((hit: Tile) => hit.score));
 
     const filter = { organ: 'skin' };
     const filtered = await post('/v1/search/region', { ...rectangle, k: 5, filter, exclude: { ownSlide: false } });
