@@ -12,8 +12,8 @@ import { TesseraError } from '../errors.js';
 import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
-import { SearchQueue } from './search-queue.js';
-import type { SearchTask } from './search-tasks.js';
+import { SearchQueue, type SearchRunner } from './search-queue.js';
+import { openSearchTasks, type SearchTask, type SearchTasks } from './search-tasks.js';
 import { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
@@ -22,7 +22,11 @@ const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
 export interface LocalGroupOptions {
   /** Shards to serve (default: those present). */
   shards?: number[];
-  /** Search threads (default: one per core). */
+  /**
+   * Search threads (default: one per core). 0: search on the calling thread, for one-shot commands
+   * (starting a search thread costs more than their few searches: ~1.4 s on the loaded 2-core
+   * machine), never for a server, whose event loop must stay free.
+   */
   threads?: number;
   /** Folders slide files must lie in; undefined: anywhere. */
   slideRoots?: string[];
@@ -34,7 +38,7 @@ export interface LocalGroupOptions {
 interface Generation {
   store: IndexStore;
   /** One pool of one thread per share of the parts; threads that were given no part are not started. */
-  pools: Piscina[];
+  pools: SearchRunner[];
   queues: SearchQueue[];
   slideFiles: SlideFiles;
 }
@@ -212,17 +216,12 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
   const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
   const threads = options.threads ?? availableParallelism();
   const shards = store.shards.map((shard) => shard.index);
-  const plans = planParts(store.shards, threads).filter((plan) => plan.size > 0);
-  const pools = plans.map(
-    (plan) =>
-      new Piscina({
-        filename: WORKER,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Number.POSITIVE_INFINITY,
-        workerData: { indexDir, shards: [...plan.keys()], parts: [...plan.entries()] },
-      }),
-  );
+  const plans = planParts(store.shards, Math.max(1, threads)).filter((plan) => plan.size > 0);
+  const pools: SearchRunner[] = plans.map((plan) => {
+    const workerData = { indexDir, shards: [...plan.keys()], parts: [...plan.entries()] };
+    if (threads === 0) return callingThreadRunner(workerData);
+    return new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.POSITIVE_INFINITY, workerData });
+  });
   const describe = `local shards ${shards.join(',')}`;
   const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
@@ -233,6 +232,21 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
     throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error, transient });
   }
   return generation;
+}
+
+/**
+ * A search thread's tasks run on the calling thread: the same code without the thread. Its parts
+ * open on the first task (the start-up ping), so that a failure to open them surfaces as a search
+ * thread's would.
+ */
+function callingThreadRunner(workerData: { indexDir: string; shards: number[]; parts: Parameters<typeof openSearchTasks>[2] }): SearchRunner {
+  let tasks: SearchTasks | undefined;
+  return {
+    run: async (task) => (tasks ??= openSearchTasks(workerData.indexDir, workerData.shards, workerData.parts)).run(task),
+    destroy: async () => {
+      await tasks?.close();
+    },
+  };
 }
 
 async function closeGeneration(generation: Generation): Promise<void> {

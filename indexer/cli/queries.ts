@@ -29,8 +29,8 @@ export async function openQueries(indexDir: string, modelsDirFlag: string | unde
   if (installed.id !== info.model.id || installed.version !== info.model.version || installed.dimension !== info.model.dimension) {
     throw new TesseraError('MODEL_MISMATCH', `${indexDir} was built with model ${info.model.id} ${info.model.version} (${info.model.dimension}-d); the query uses ${installed.id} ${installed.version}`);
   }
-  // One search thread: a command asks a few questions, and starting more threads costs more than it saves.
-  const local = await LocalShardGroup.open(indexDir, { threads: 1 });
+  // Searches on this thread: a command asks a few questions, and starting a search thread costs more than they take.
+  const local = await LocalShardGroup.open(indexDir, { threads: 0 });
   try {
     const embedder = await Embedder.create(model, { device: parseDevice(device ?? 'auto'), preprocessThreads: 0, sessions: 1 });
     const cluster = new Cluster([local], { shards: info.shards, model: info.model, tile: info.tile, hnsw: info.hnsw, metric: info.metric }, { deadlineMs: CLI_DEADLINE_MS });

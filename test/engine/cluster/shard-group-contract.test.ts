@@ -1,6 +1,7 @@
 /**
  * The ShardGroup contract, one suite run against each implementation: LocalShardGroup (search
- * threads in this process) and RemoteShardGroup (a real shard node on 127.0.0.1 over HTTP).
+ * threads in this process, or the calling thread as the CLI uses it) and RemoteShardGroup (a real
+ * shard node on 127.0.0.1 over HTTP).
  * The fan-out code sees only ShardGroup, so both must answer the same questions the same way.
  */
 import { join } from 'node:path';
@@ -37,6 +38,14 @@ const implementations: Array<{ name: string; open: (dir: string) => Promise<{ gr
     name: 'LocalShardGroup',
     open: async (dir) => {
       const group = await LocalShardGroup.open(dir, { threads: 2 });
+      return { group, close: () => group.close() };
+    },
+  },
+  {
+    // The CLI's way: searches on the calling thread, the same tasks without a search thread.
+    name: 'LocalShardGroup searching on the calling thread',
+    open: async (dir) => {
+      const group = await LocalShardGroup.open(dir, { threads: 0 });
       return { group, close: () => group.close() };
     },
   },
