@@ -11,7 +11,8 @@ import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { pino } from 'pino';
 import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, calibrationWarning, configureDicomWeb, isDicomWebSeriesUrl, newCaseMosaic, IndexStore, TesseraError, addModel, crashAtStep, isWriteStep, shardDir, upgradeIndex, configureDecoding, hardNegatives, isTesseraError, openSlide, parseDevice, parseFilter, readGridTile, readIndexInfo, resolveModel, searchSlides, shardOf, tileGrid, type RgbImage, type Slide, type TileHit } from '../engine/index.js';
-import { discoverDicomWeb } from './discover.js';
+import { discoverDicomWeb, type SlideItem } from './discover.js';
+import { withDicomWebMetadata } from './dicomweb-metadata.js';
 import { dryRun, runIndex } from './pipeline.js';
 import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
@@ -28,8 +29,9 @@ Commands:
   index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
         [--read-threads N] [--dry-run]
-  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
-                                     index the slide-microscopy series of a DICOMweb server
+  index --dicomweb URL [--study UID]… [--series UID]… [--metadata slides.csv|METAFLEX_DIR] --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server (metadata
+                                     rows matched by dicom_series_uid, slide_id or dicom_study_uid)
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes
   search --index INDEX (--image FILE | --images LIST | --slide ID --x X --y Y --width W --height H)
@@ -441,6 +443,15 @@ function parsePartition(value: string | undefined): { index: number; count: numb
   return { index, count };
 }
 
+/** The series of a DICOMweb server, with the metadata of --metadata matched to them (a summary on stderr). */
+async function dicomWebItems(base: string, studies: string[], series: string[], metadata: string | undefined): Promise<SlideItem[]> {
+  const listed = await discoverDicomWeb(base, studies, series);
+  if (!metadata) return listed;
+  const match = withDicomWebMetadata(listed, metadata);
+  process.stderr.write(`metadata: ${match.bySeries} series matched by series UID, ${match.byStudy} by study UID, ${match.unmatchedSeries} without metadata; ${match.unmatchedRows} rows matched no listed series\n`);
+  return match.items;
+}
+
 async function index(args: string[]): Promise<void> {
   const { values } = parse(args, {
     slides: { type: 'string' },
@@ -464,11 +475,11 @@ async function index(args: string[]): Promise<void> {
   });
   if (!values.out) throw new UsageError('--out INDEX is required');
   if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
-  if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+  if (values.dicomweb && (values.slides || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series, not --slides or --tiles');
   if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
   const readThreads = numberFlag(values['read-threads'], 'read-threads', availableParallelism());
   if (!Number.isInteger(readThreads) || readThreads < 1 || readThreads > 256) throw new UsageError(`--read-threads must be an integer from 1 to 256, got '${values['read-threads']}'`);
-  const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
+  const items = values.dicomweb ? await dicomWebItems(values.dicomweb, values.study ?? [], values.series ?? [], values.metadata) : undefined;
   // Indexing decodes JPEG 2000 / JPEG-LS tiles on these threads while the model runs.
   configureDecoding({ decodeThreads: readThreads });
   const partition = parsePartition(values.partition);

@@ -29,7 +29,8 @@ export interface TileItem {
 
 const METADATA_COLUMNS = ['slide_id', 'path', 'patient_id', 'dataset', 'organ', 'stain', 'species', 'diagnosis'];
 
-function readCsv(path: string): Array<Record<string, string>> {
+/** Rows of a CSV table with a header line. @throws TesseraError INVALID_ARGUMENT naming the file */
+export function readCsv(path: string): Array<Record<string, string>> {
   try {
     return parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<Record<string, string>>;
   } catch (error) {

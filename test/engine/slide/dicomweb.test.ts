@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configureDicomWeb, dicomWebSeriesUrl, dicomWebStats, listDicomWebSeries, openSlide } from '../../../engine/index.js';
+import { configureDicomWeb, dicomWebSeriesUrl, dicomWebStats, IndexStore, listDicomWebSeries, openSlide } from '../../../engine/index.js';
 import { buildConfig, startServer } from '../../../api/index.js';
 import { CONVERSIONS_ROOT, DICOMIZER_MISSING, convertedSlide, hasDicomizer, type Conversion } from '../../reference/dicomizer.js';
 import { ORTHANC_MISSING, hasOrthanc, startOrthanc, type RunningOrthanc } from '../../reference/orthanc.js';
@@ -168,6 +168,27 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
       expect(answer.query.mosaicTiles).toBeGreaterThan(0);
       expect(answer.results[0]).toMatchObject({ slideId: seriesOf[1] });
       expect(answer.results[0].score).toBeGreaterThan(0.5);
+    }
+  });
+
+  it('index --dicomweb takes --metadata: rows matched to series by series UID, else study UID', async () => {
+    const env = { TESSERA_DICOMWEB_AUTHORIZATION: orthanc.authorization as string };
+    const [cmu, dapi] = await Promise.all([listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[1] as string] }), listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[2] as string] })]);
+    const out = mkdtempSync(join(tmpdir(), 'tessera-dicomweb-metadata-'));
+    const csv = join(out, 'slides.csv');
+    writeFileSync(csv, ['slide_id,dicom_study_uid,patient_id,organ,dataset', `${cmu[0]?.series},,P1,skin,cmu`, `,${dapi[0]?.study},P2,kidney,stritt`].join('\n'));
+    const series = [cmu, dapi].flatMap((records) => ['--series', records[0]?.series as string]);
+    const index = await runTessera(['index', '--dicomweb', orthanc.dicomWeb, ...series, '--metadata', csv, '--out', join(out, 'index'), '--mpp', '4', '--min-tissue', '0'], env);
+    expect(index.code, index.stderr).toBe(0);
+    expect(index.stderr).toContain('metadata: 1 series matched by series UID, 1 by study UID, 0 without metadata; 0 rows matched no listed series');
+    const store = IndexStore.open(join(out, 'index'), { readOnly: true, graph: false });
+    try {
+      expect(store.shardFor(seriesOf[1] as string)?.slide(seriesOf[1] as string)?.metadata).toMatchObject({ patient_id: 'P1', organ: 'skin', dataset: 'cmu', dicom_series_uid: seriesOf[1] });
+      expect(store.shardFor(seriesOf[2] as string)?.slide(seriesOf[2] as string)?.metadata).toMatchObject({ patient_id: 'P2', organ: 'kidney', dataset: 'stritt', dicom_study_uid: dapi[0]?.study });
+      // The server is recorded as the index's source: a server started anywhere reads its series.
+      expect(store.info.sources?.dicomWebServers).toEqual([orthanc.dicomWeb]);
+    } finally {
+      await store.close();
     }
   });
 
