@@ -1,7 +1,8 @@
 /** POST /v1/search/region and /v1/search/slide: similar regions and similar slides. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { newCaseMosaic, openSlide, rankSlides } from '../../engine/index.js';
+import { resolveCasePath } from '../case-files.js';
 import { ApiError } from '../errors.js';
 import { isMultipartRequest, readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
@@ -134,7 +135,8 @@ async function newCaseQuery(services: Services, body: SlideSearchBody) {
   if (given !== 1) throw new ApiError('BAD_REQUEST', 'give one of slideId, images, slidePath or dicomwebSeries');
   if (!services.embedder) throw new ApiError('NOT_READY', 'this node has no model loaded: send new cases to a router or an all-in-one server');
   const roots = services.config.slideRoots;
-  const locator = body.dicomwebSeries ?? (isAbsolute(body.slidePath as string) ? (body.slidePath as string) : resolve(roots[0] ?? '.', body.slidePath as string));
+  // A relative path names a case as GET /v1/cases lists it: under the first root that holds it.
+  const locator = body.dicomwebSeries ?? (isAbsolute(body.slidePath as string) ? (body.slidePath as string) : resolveCasePath(roots, body.slidePath as string));
   const slide = await openSlide(locator, { roots, dicomWebServers: services.config.dicomWebServers, access: 'sequential' });
   try {
     const name = locator.split('/').pop() ?? 'slide';

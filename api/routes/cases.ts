@@ -1,0 +1,178 @@
+/**
+ * New cases: slide files under the slide roots that are not indexed, for the viewer to open and
+ * search from before they are indexed. The list, a record, thumbnail and Deep Zoom tiles of one
+ * (the pyramid only: label and macro images are never served), and region search by a rectangle
+ * read from the file here. Dataset scope does not apply (these files belong to no dataset) but
+ * the roots do; an indexed file is not a new case (it is opened, in scope, as a slide). Registered
+ * on servers that hold the index (role all): a router does not know which files are indexed.
+ */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { readGridTile, SlideFiles, slideMppOf, type LocalShardGroup, type Slide } from '../../engine/index.js';
+import { isIndexed, listCaseFiles, resolveCasePath } from '../case-files.js';
+import { ApiError } from '../errors.js';
+import { hasFeedback, refineByExamples } from '../refine-examples.js';
+import { CaseListReply, CaseParams, CaseRegionSearchBody, CaseSummaryReply, ErrorBody, RegionSearchReply } from '../schemas.js';
+import { embedImages, type Services } from '../services.js';
+import { dziTile, dziXml, thumbnail } from '../slide-images.js';
+import { accessOf, hitJson, observeSearch, scopedSearch } from './shared.js';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+/** Largest region (level-0 px a side) a query may name, as for indexed slides (services.ts). */
+const MAX_REGION_SIDE = 16384;
+
+export function caseUrl(casePath: string): string {
+  return `/v1/cases/${encodeURIComponent(casePath)}`;
+}
+
+export async function caseRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { local } = services;
+  if (!local) return;
+  const { slideRoots, dicomWebServers } = services.config;
+  const files = new SlideFiles(slideRoots, dicomWebServers);
+  app.addHook('onClose', async () => files.close());
+  const indexedPaths = indexedPathsOf(local);
+
+  /** The open slide of a case. @throws ApiError SLIDE_ACCESS_DENIED, SLIDE_NOT_FOUND (also for an indexed file) */
+  const openCase = async (casePath: string): Promise<Slide> => {
+    const path = resolveCasePath(slideRoots, casePath);
+    if (isIndexed(path, indexedPaths())) throw new ApiError('SLIDE_NOT_FOUND', `no slide file "${casePath}" under the slide roots is a new case: it is indexed, open it from the slide list`);
+    return files.get(casePath, path);
+  };
+
+  app.get(
+    '/v1/cases',
+    { schema: { summary: 'New cases: slide files under the slide roots that are not indexed', tags: ['cases'], response: { 200: CaseListReply, 401: ErrorBody } } },
+    async (request) => {
+      accessOf(request);
+      return listCaseFiles(slideRoots, indexedPaths());
+    },
+  );
+
+  app.get<{ Params: Static<typeof CaseParams> }>(
+    '/v1/cases/:path',
+    {
+      schema: {
+        summary: 'A new case, or its Deep Zoom descriptor',
+        description: 'GET /v1/cases/{path} (the path URL-encoded, "/" as %2F) returns its size and calibration; GET /v1/cases/{path}.dzi its Deep Zoom descriptor (tiles at /v1/cases/{path}_files/{level}/{col}_{row}.jpeg).',
+        tags: ['cases'],
+        params: CaseParams,
+        response: { 200: CaseSummaryReply, ...errors },
+      },
+    },
+    async (request, reply) => {
+      accessOf(request);
+      const { path } = request.params;
+      if (path.endsWith('.dzi')) {
+        const slide = await openCase(path.slice(0, -'.dzi'.length));
+        return reply.type('application/xml').header('cache-control', 'private, max-age=3600').send(dziXml(slide));
+      }
+      const slide = await openCase(path);
+      return { path, width: slide.width, height: slide.height, mpp: slide.mpp ? [...slide.mpp] : [0, 0], thumbnailUrl: `${caseUrl(path)}/thumbnail`, dziUrl: `${caseUrl(path)}.dzi` };
+    },
+  );
+
+  app.get<{ Params: Static<typeof CaseParams>; Querystring: { size?: number } }>(
+    '/v1/cases/:path/thumbnail',
+    {
+      schema: {
+        summary: 'A new case’s thumbnail (JPEG, from the pyramid)',
+        tags: ['cases'],
+        params: CaseParams,
+        querystring: Type.Object({ size: Type.Optional(Type.Integer({ minimum: 16, maximum: 1024 })) }, { additionalProperties: false }),
+        produces: ['image/jpeg'],
+        response: errors,
+      },
+    },
+    async (request, reply) => {
+      accessOf(request);
+      const slide = await openCase(request.params.path);
+      return reply.type('image/jpeg').header('cache-control', 'private, max-age=3600').send(await thumbnail(slide, request.query.size ?? 256));
+    },
+  );
+
+  app.get<{ Params: { path: string; level: string; tile: string } }>(
+    '/v1/cases/:path/:level/:tile',
+    {
+      schema: {
+        summary: 'A Deep Zoom tile of a new case (JPEG)',
+        description: 'Path form: /v1/cases/{path}_files/{level}/{col}_{row}.jpeg',
+        tags: ['cases'],
+        params: Type.Object({ path: Type.String({ minLength: 1, maxLength: 610 }), level: Type.String({ pattern: '^\\d{1,2}$' }), tile: Type.String({ pattern: '^\\d{1,7}_\\d{1,7}\\.jpe?g$' }) }),
+        produces: ['image/jpeg'],
+        response: errors,
+      },
+    },
+    async (request, reply) => {
+      accessOf(request);
+      const { path, level, tile } = request.params;
+      if (!path.endsWith('_files')) throw new ApiError('NOT_FOUND', 'Deep Zoom tiles of a case live under /v1/cases/{path}_files/');
+      const [column, row] = tile.replace(/\.jpe?g$/, '').split('_').map(Number) as [number, number];
+      const slide = await openCase(path.slice(0, -'_files'.length));
+      return reply.type('image/jpeg').header('cache-control', 'private, max-age=3600').send(await dziTile(slide, Number(level), column, row));
+    },
+  );
+
+  app.post<{ Body: CaseRegionSearchBody }>(
+    '/v1/cases/search/region',
+    {
+      schema: {
+        summary: 'Similar regions to a rectangle of a new case',
+        description: 'The rectangle (level-0 pixels of the case) is read from the file here at the index’s resolution and embedded; results as POST /v1/search/region.',
+        tags: ['cases', 'search'],
+        body: CaseRegionSearchBody,
+        response: { 200: RegionSearchReply, ...errors },
+      },
+    },
+    async (request) => {
+      const started = performance.now();
+      const access = accessOf(request);
+      const { slidePath, x, y, width, height } = request.body;
+      if (width > MAX_REGION_SIDE || height > MAX_REGION_SIDE) throw new ApiError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${width}×${height}; use slide search for whole slides`);
+      const slide = await openCase(slidePath);
+      if (x + width > slide.width || y + height > slide.height) throw new ApiError('REGION_OUT_OF_BOUNDS', `region ${x},${y} ${width}×${height} lies outside the case (${slide.width}×${slide.height})`);
+      const mpp = slideMppOf(slide, slidePath, undefined);
+      const spec = services.cluster.index.tile;
+      const image = await readGridTile(slide, { baseX: x, baseY: y, baseWidth: width, baseHeight: height, tissue: 1 }, { mpp: spec.mpp, sizePx: Math.max(1, Math.round((width * mpp[0]) / spec.mpp)) }, { resize: false });
+      let [vector] = (await embedImages(services, [image])) as [Float32Array];
+      const query: Record<string, unknown> = { newCase: 'file', slidePath, x, y, width, height, embedded: true };
+      if (hasFeedback(request.body)) {
+        [vector] = (await refineByExamples(services, access, [vector], request.body)) as [Float32Array];
+        query.refined = { positives: request.body.positives?.length ?? 0, negatives: request.body.negatives?.length ?? 0 };
+      }
+      const result = await services.cluster.search([vector], scopedSearch(access, { ...request.body, k: request.body.k ?? 10 }));
+      observeSearch(services, result);
+      return { query, results: (result.hits[0] ?? []).map(hitJson), coverage: result.coverage, tookMs: Math.round((performance.now() - started) * 100) / 100 };
+    },
+  );
+}
+
+/**
+ * The indexed slides' paths (as recorded and with symlinks resolved), read once per generation of
+ * the index: a reload may add slides, which then stop being new cases.
+ */
+function indexedPathsOf(local: LocalShardGroup): () => ReadonlySet<string> {
+  let generation = -1;
+  let paths = new Set<string>();
+  return () => {
+    if (generation !== local.generation) {
+      generation = local.generation;
+      paths = new Set();
+      for (const shard of local.store.shards) {
+        for (const id of shard.slideIds()) {
+          const path = shard.slide(id)?.path;
+          if (!path) continue;
+          paths.add(resolve(path));
+          try {
+            paths.add(realpathSync(path));
+          } catch {
+            // A moved file: its recorded path still names it.
+          }
+        }
+      }
+    }
+    return paths;
+  };
+}
