@@ -52,6 +52,7 @@ export function listCaseFiles(roots: string[], indexed: ReadonlySet<string>): { 
     const dicom = entries.filter((entry) => entry.isFile() && extname(entry.name).toLowerCase() === '.dcm');
     if (dicom.length > 1) add(root, dir, dicom.reduce((sum, entry) => sum + sizeOf(join(dir, entry.name)), 0));
     for (const entry of entries) {
+      if (truncated) return;
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(root, path, depth + 1);
       else if (entry.isFile() && CASE_EXTENSIONS.has(extname(entry.name).toLowerCase()) && !(dicom.length > 1 && extname(entry.name).toLowerCase() === '.dcm')) add(root, path, sizeOf(path));
