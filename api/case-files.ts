@@ -17,6 +17,7 @@ const MAX_DEPTH = 8;
 export interface CaseFile {
   /** Relative to its root, "/"-separated. */
   path: string;
+  source: 'file';
   /** File size (a DICOM folder: its files together). */
   bytes: number;
 }
@@ -38,7 +39,7 @@ export function listCaseFiles(roots: string[], indexed: ReadonlySet<string>): { 
     claimed.add(name);
     if (isIndexed(path, indexed)) return;
     if (found.size >= MAX_CASES) truncated = true;
-    else found.set(name, { path: name, bytes });
+    else found.set(name, { path: name, source: 'file', bytes });
   };
   const walk = (root: string, dir: string, depth: number): void => {
     if (depth > MAX_DEPTH || truncated) return;

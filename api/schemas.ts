@@ -239,11 +239,12 @@ export const RegionImageQuery = Type.Object(
 export const SlideParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 600 }) });
 
 /** New cases: slide files under the slide roots that are not indexed (api/routes/cases.ts). */
-const CasePath = Type.String({ minLength: 1, maxLength: 600, description: 'A slide file (or DICOM folder) relative to a slide root, "/"-separated, as GET /v1/cases lists it' });
+const CasePath = Type.String({ minLength: 1, maxLength: 600, description: 'A slide file (or DICOM folder) relative to a slide root, "/"-separated, or a DICOMweb series URL on a configured server, as GET /v1/cases lists it' });
 
 export const CaseListReply = Type.Object({
-  cases: Type.Array(Type.Object({ path: CasePath, bytes: Type.Integer() })),
+  cases: Type.Array(Type.Object({ path: CasePath, source: Type.Union([Type.Literal('file'), Type.Literal('dicomweb')]), bytes: Type.Optional(Type.Integer({ description: 'File size (files only)' })) })),
   truncated: Type.Boolean({ description: 'More files lie under the roots than one answer lists' }),
+  unreachableServers: Type.Integer({ description: 'Configured DICOMweb servers that could not be listed now' }),
 });
 
 export const CaseSummaryReply = Type.Object({

@@ -1,6 +1,6 @@
 /**
- * New cases: slide files under the slide roots that are not indexed, for the viewer to open and
- * search from before they are indexed. The list, a record, thumbnail and Deep Zoom tiles of one
+ * New cases: slide files under the slide roots and series on the configured DICOMweb servers that
+ * are not indexed, for the viewer to open and search from before they are indexed. The list, a record, thumbnail and Deep Zoom tiles of one
  * (the pyramid only: label and macro images are never served), and region search by a rectangle
  * read from the file here. Dataset scope does not apply (these files belong to no dataset) but
  * the roots do; an indexed file is not a new case (it is opened, in scope, as a slide). Registered
@@ -10,7 +10,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { readGridTile, SlideFiles, slideMppOf, type LocalShardGroup, type Slide } from '../../engine/index.js';
+import { isDicomWebSeriesUrl, listDicomWebSeries, readGridTile, SlideFiles, slideMppOf, type LocalShardGroup, type Slide } from '../../engine/index.js';
 import { isIndexed, listCaseFiles, resolveCasePath } from '../case-files.js';
 import { ApiError } from '../errors.js';
 import { hasFeedback, refineByExamples } from '../refine-examples.js';
@@ -37,6 +37,11 @@ export async function caseRoutes(app: FastifyInstance, services: Services): Prom
 
   /** The open slide of a case. @throws ApiError SLIDE_ACCESS_DENIED, SLIDE_NOT_FOUND (also for an indexed file) */
   const openCase = async (casePath: string): Promise<Slide> => {
+    if (isDicomWebSeriesUrl(casePath)) {
+      // SlideFiles refuses a series on a server the config does not list (403).
+      if (indexedPaths().has(casePath)) throw new ApiError('SLIDE_NOT_FOUND', 'this DICOMweb series is indexed: open it from the slide list');
+      return files.get(casePath, casePath);
+    }
     const path = resolveCasePath(slideRoots, casePath);
     if (isIndexed(path, indexedPaths())) throw new ApiError('SLIDE_NOT_FOUND', `no slide file "${casePath}" under the slide roots is a new case: it is indexed, open it from the slide list`);
     return files.get(casePath, path);
@@ -44,10 +49,16 @@ export async function caseRoutes(app: FastifyInstance, services: Services): Prom
 
   app.get(
     '/v1/cases',
-    { schema: { summary: 'New cases: slide files under the slide roots that are not indexed', tags: ['cases'], response: { 200: CaseListReply, 401: ErrorBody } } },
+    { schema: { summary: 'New cases: slide files under the slide roots and DICOMweb series that are not indexed', tags: ['cases'], response: { 200: CaseListReply, 401: ErrorBody } } },
     async (request) => {
       accessOf(request);
-      return listCaseFiles(slideRoots, indexedPaths());
+      const indexed = indexedPaths();
+      const { cases, truncated } = listCaseFiles(slideRoots, indexed);
+      const listed = await Promise.allSettled(dicomWebServers.map((server) => listDicomWebSeries(server)));
+      const series = listed.flatMap((result) => (result.status === 'fulfilled' ? result.value : [])).filter((record) => !indexed.has(record.url));
+      const unreachableServers = listed.filter((result) => result.status === 'rejected').length;
+      if (unreachableServers > 0) request.log.warn({ unreachableServers }, 'DICOMweb servers could not be listed for new cases');
+      return { cases: [...cases, ...series.map((record) => ({ path: record.url, source: 'dicomweb' as const }))], truncated, unreachableServers };
     },
   );
 
@@ -150,7 +161,7 @@ export async function caseRoutes(app: FastifyInstance, services: Services): Prom
 }
 
 /**
- * The indexed slides' paths (as recorded and with symlinks resolved), read once per generation of
+ * The indexed slides' paths (as recorded and with symlinks resolved; series URLs as they are), read once per generation of
  * the index: a reload may add slides, which then stop being new cases.
  */
 function indexedPathsOf(local: LocalShardGroup): () => ReadonlySet<string> {
@@ -164,6 +175,10 @@ function indexedPathsOf(local: LocalShardGroup): () => ReadonlySet<string> {
         for (const id of shard.slideIds()) {
           const path = shard.slide(id)?.path;
           if (!path) continue;
+          if (isDicomWebSeriesUrl(path)) {
+            paths.add(path);
+            continue;
+          }
           paths.add(resolve(path));
           try {
             paths.add(realpathSync(path));

@@ -45,7 +45,7 @@ describe.skipIf(!hasSharedData)(`new cases under the slide roots ${hasSharedData
     const { status, body } = await api('/v1/cases');
     expect(status).toBe(200);
     // Not the indexed crop, and not the symbolic link that leads out of the root.
-    expect(body).toEqual({ cases: [{ path: 'new/cmu.svs', bytes: expect.any(Number) }], truncated: false });
+    expect(body).toEqual({ cases: [{ path: 'new/cmu.svs', source: 'file', bytes: expect.any(Number) }], truncated: false, unreachableServers: 0 });
   });
 
   it('shows a case with Deep Zoom and a thumbnail of its pyramid, never its label or macro image', async () => {

@@ -34,9 +34,18 @@ export class CaseList {
       replaceChildren(
         this.list,
         reply.cases.map((entry) =>
-          h('li', {}, h('button', { type: 'button', class: 'case-card secondary', 'data-testid': 'case-card', 'data-case-path': entry.path, title: `${groupDigits(entry.bytes / 1024)} KiB`, onclick: () => this.onOpen(entry.path) }, entry.path)),
+          h(
+            'li',
+            {},
+            h(
+              'button',
+              { type: 'button', class: 'case-card secondary', 'data-testid': 'case-card', 'data-case-path': entry.path, title: entry.bytes === undefined ? 'DICOMweb series' : `${groupDigits(entry.bytes / 1024)} KiB`, onclick: () => this.onOpen(entry.path) },
+              entry.source === 'dicomweb' ? `DICOMweb series …${entry.path.slice(-16)}` : entry.path,
+            ),
+          ),
         ),
         reply.truncated ? h('li', { class: 'message muted' }, 'More files lie under the slide roots than are listed here.') : null,
+        reply.unreachableServers > 0 ? h('li', { class: 'message warning' }, `${reply.unreachableServers} DICOMweb server${reply.unreachableServers === 1 ? '' : 's'} could not be listed now.`) : null,
       );
     } catch (error) {
       this.loaded = false;

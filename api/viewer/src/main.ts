@@ -219,7 +219,7 @@ class App {
     try {
       if (query.kind === 'slide' || query.kind === 'case-slide') {
         // A new case's mosaic is computed by the server now (reply.query.ms says how long).
-        const subject = query.kind === 'slide' ? { slideId: query.slideId } : { slidePath: query.path };
+        const subject = query.kind === 'slide' ? { slideId: query.slideId } : /^https?:\/\//.test(query.path) ? { dicomwebSeries: query.path } : { slidePath: query.path };
         const reply = await this.api.post<SlideSearchReply>('/v1/search/slide', { ...subject, k: SLIDE_RESULTS, ...options }, searching.signal);
         if (this.searching === searching) this.gallery.render({ kind: 'slides', query, filter, reply });
       } else if (query.kind === 'case-region') {

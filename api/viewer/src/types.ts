@@ -38,8 +38,10 @@ export interface SlideSummary {
 
 /** GET /v1/cases: slide files under the server's slide roots that are not indexed. */
 export interface CaseList {
-  cases: Array<{ path: string; bytes: number }>;
+  /** `path`: relative to a slide root, or a DICOMweb series URL (`source` dicomweb). */
+  cases: Array<{ path: string; source: 'file' | 'dicomweb'; bytes?: number }>;
   truncated: boolean;
+  unreachableServers: number;
 }
 
 /** GET /v1/cases/{path}. */

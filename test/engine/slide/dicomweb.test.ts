@@ -222,6 +222,17 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
       const thumbnail = await fetch(`${server.url}/v1/slides/${seriesOf[1]}/thumbnail`);
       expect(thumbnail.status).toBe(200);
       expect(thumbnail.headers.get('content-type')).toMatch(/^image\//);
+      // New cases for the viewer: the series not indexed are listed, shown and searched by a region.
+      const cases = (await (await fetch(`${server.url}/v1/cases`)).json()) as { cases: Array<{ path: string; source: string }> };
+      const listed = cases.cases.filter((entry) => entry.source === 'dicomweb').map((entry) => entry.path);
+      expect(listed).toContain(query?.url);
+      expect(listed.some((url) => url.endsWith(seriesOf[1] as string))).toBe(false);
+      const caseUrl = `${server.url}/v1/cases/${encodeURIComponent(query?.url as string)}`;
+      expect((await fetch(`${caseUrl}_files/8/0_0.jpeg`)).headers.get('content-type')).toBe('image/jpeg');
+      const regionSearch = await fetch(`${server.url}/v1/cases/search/region`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ slidePath: query?.url, x: 600, y: 800, width: 448, height: 448, k: 3 }) });
+      expect(regionSearch.status).toBe(200);
+      expect(((await regionSearch.json()) as { results: Array<{ slideId: string }> }).results[0]?.slideId).toBe(seriesOf[1]);
+      expect((await fetch(`${server.url}/v1/cases/${encodeURIComponent((query?.url as string).replace(orthanc.dicomWeb, 'http://127.0.0.1:9/dicom-web'))}`)).status).toBe(403);
     } finally {
       await server.close();
     }
