@@ -76,7 +76,7 @@ export function resolveCasePath(roots: string[], casePath: string): string {
     const path = join(resolve(root), ...parts);
     if (existsSync(path)) return path;
   }
-  throw new ApiError('SLIDE_NOT_FOUND', `no slide file "${casePath}" under the slide roots`);
+  throw new ApiError('SLIDE_NOT_FOUND', `"${casePath}" is not a new case under the slide roots (missing, or indexed: indexed slides open from the slide list)`);
 }
 
 /** Whether a path is an indexed slide's (as given, or with symlinks resolved). */

@@ -1,10 +1,12 @@
 /**
  * New cases: slide files under the slide roots and series on the configured DICOMweb servers that
- * are not indexed, for the viewer to open and search from before they are indexed. The list, a record, thumbnail and Deep Zoom tiles of one
- * (the pyramid only: label and macro images are never served), and region search by a rectangle
- * read from the file here. Dataset scope does not apply (these files belong to no dataset) but
- * the roots do; an indexed file is not a new case (it is opened, in scope, as a slide). Registered
- * on servers that hold the index (role all): a router does not know which files are indexed.
+ * are not indexed, for the viewer to open and search from before they are indexed. The list, a
+ * record, thumbnail and Deep Zoom tiles of one (the pyramid only: label and macro images are never
+ * served), and region search by a rectangle read from the file here. Dataset scope does not apply
+ * (these files belong to no dataset) but the roots do; an indexed file is not a new case (it is
+ * opened, in scope, as a slide), and is refused like a missing one so that a key scoped to some
+ * datasets learns nothing of the others. Registered on servers that hold the index (role all): a
+ * router does not know which files are indexed.
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,8 +25,13 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 /** Largest region (level-0 px a side) a query may name, as for indexed slides (services.ts). */
 const MAX_REGION_SIDE = 16384;
 
-export function caseUrl(casePath: string): string {
+function caseUrl(casePath: string): string {
   return `/v1/cases/${encodeURIComponent(casePath)}`;
+}
+
+/** An indexed file or series asked for as a case: "not found", as a missing one. */
+function notACase(what: string): ApiError {
+  return new ApiError('SLIDE_NOT_FOUND', `${what} is not a new case under the slide roots (missing, or indexed: indexed slides open from the slide list)`);
 }
 
 export async function caseRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -39,11 +46,11 @@ export async function caseRoutes(app: FastifyInstance, services: Services): Prom
   const openCase = async (casePath: string): Promise<Slide> => {
     if (isDicomWebSeriesUrl(casePath)) {
       // SlideFiles refuses a series on a server the config does not list (403).
-      if (indexedPaths().has(casePath)) throw new ApiError('SLIDE_NOT_FOUND', 'this DICOMweb series is indexed: open it from the slide list');
+      if (indexedPaths().has(casePath)) throw notACase('this DICOMweb series');
       return files.get(casePath, casePath);
     }
     const path = resolveCasePath(slideRoots, casePath);
-    if (isIndexed(path, indexedPaths())) throw new ApiError('SLIDE_NOT_FOUND', `no slide file "${casePath}" under the slide roots is a new case: it is indexed, open it from the slide list`);
+    if (isIndexed(path, indexedPaths())) throw notACase(`"${casePath}"`);
     return files.get(casePath, path);
   };
 
