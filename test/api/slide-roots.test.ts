@@ -95,6 +95,20 @@ describe.skipIf(!hasSharedData)(`serving an index built elsewhere ${hasSharedDat
     expect(body.message).not.toContain(scratch);
   }, 60_000);
 
+  it('records both folders when two partition jobs from different folders start together', async () => {
+    const folders = ['a', 'b'].map((name) => join(scratch, 'parallel', name));
+    for (const folder of folders) {
+      mkdirSync(folder, { recursive: true });
+      copyFileSync(slidePath('derived/cmu1-crop1024-pyramid.ome.tif'), join(folder, `${folder.slice(-1)}.ome.tif`));
+    }
+    const out = join(scratch, 'parallel', 'index');
+    const runs = await Promise.all(
+      folders.map((folder, i) => runTessera(['index', '--slides', folder, '--out', out, '--shards', '2', '--partition', `${i}/2`, '--device', 'cpu', '--mpp', '4', '--min-tissue', '0'], { TESSERA_HOME: join(scratch, 'home') })),
+    );
+    for (const run of runs) expect(run.code, run.stderr).toBe(0);
+    expect(readIndexInfo(out).sources).toEqual({ folders, dicomWebServers: [] });
+  }, 120_000);
+
   it('keeps every source when jobs record theirs at the same time', async () => {
     const folders = Array.from({ length: 8 }, (_, i) => join(scratch, `job-${i}`));
     await Promise.all(folders.map((folder, i) => recordSources(index, { folders: [folder], dicomWebServers: i === 0 ? ['http://pacs.example/dicom-web'] : [] })));
