@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { TesseraError } from '../engine/index.js';
+import { readIndexInfo, TesseraError, type SlideSources } from '../engine/index.js';
 
 export type Role = 'all' | 'shard' | 'router';
 
@@ -34,10 +34,15 @@ export interface ServeConfig {
   nodes: string[];
   /** Replica URLs: `replicas[i]` serves the same shards as `nodes[i]` (comma-separated lists per node with `|`). */
   replicas: string[][];
-  /** Folders slide files must lie in. Default: the working directory. */
+  /**
+   * Folders slide files must lie in. Default: the slide folders recorded in the index when it
+   * was built; for an index without them (or a router), the working directory.
+   */
   slideRoots: string[];
-  /** DICOMweb service roots new-case series may be read from (config file `dicomWebServers`). Default: none. */
+  /** DICOMweb service roots slides and new-case series may be read from (config file `dicomWebServers`). Default: those recorded in the index. */
   dicomWebServers: string[];
+  /** Where slideRoots came from, for the start-up log. */
+  slideRootsFrom: 'flag' | 'config' | 'index' | 'working directory';
   /** API keys; empty: open access, allowed on a loopback host only. */
   keys: ApiKeyEntry[];
   /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
@@ -171,6 +176,14 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
   if (flags.replicas !== undefined && replicas.length > nodes.length) throw invalid(`--replicas lists ${replicas.length} groups for ${nodes.length} nodes`);
   for (const url of replicas.flat()) checkUrl(url, '--replicas');
   const shards = flags.shards === undefined ? undefined : flags.shards.split(',').map((value) => integer(value.trim(), '--shards', 0, 4095));
+  const recorded = flags.index ? recordedSourcesOf(resolve(flags.index)) : undefined;
+  const slideRoots = flags['slide-roots']
+    ? { slideRoots: flags['slide-roots'].split(',').map((root) => resolve(root)), slideRootsFrom: 'flag' as const }
+    : file.slideRoots
+      ? { slideRoots: file.slideRoots, slideRootsFrom: 'config' as const }
+      : recorded
+        ? { slideRoots: recorded.folders, slideRootsFrom: 'index' as const }
+        : { slideRoots: [process.cwd()], slideRootsFrom: 'working directory' as const };
   return {
     role,
     host: flags.host ?? '127.0.0.1',
@@ -179,8 +192,8 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     ...(shards ? { shards } : {}),
     nodes,
     replicas: nodes.map((_, i) => replicas[i] ?? []),
-    slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
-    dicomWebServers: (file.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
+    ...slideRoots,
+    dicomWebServers: (file.dicomWebServers ?? recorded?.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
     keys: file.keys ?? [],
     ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
     modelsDir: flags['models-dir'] ?? defaultModelsDir,
@@ -193,6 +206,18 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     embed: role !== 'shard' && !flags['no-model'],
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
   };
+}
+
+/**
+ * The slide sources index.json records, or undefined: no index there (startServer reports it),
+ * or one built before sources were recorded.
+ */
+function recordedSourcesOf(indexDir: string): SlideSources | undefined {
+  try {
+    return readIndexInfo(indexDir).sources;
+  } catch {
+    return undefined;
+  }
 }
 
 function integer(value: string, flag: string, min: number, max: number): number {

@@ -237,3 +237,29 @@ export const RegionImageQuery = Type.Object(
 );
 
 export const SlideParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 600 }) });
+
+/** New cases: slide files under the slide roots that are not indexed (api/routes/cases.ts). */
+const CasePath = Type.String({ minLength: 1, maxLength: 600, description: 'A slide file (or DICOM folder) relative to a slide root, "/"-separated, or a DICOMweb series URL on a configured server, as GET /v1/cases lists it' });
+
+export const CaseListReply = Type.Object({
+  cases: Type.Array(Type.Object({ path: CasePath, source: Type.Union([Type.Literal('file'), Type.Literal('dicomweb')]), bytes: Type.Optional(Type.Integer({ description: 'File size (files only)' })) })),
+  truncated: Type.Boolean({ description: 'More files lie under the roots than one answer lists' }),
+  unreachableServers: Type.Integer({ description: 'Configured DICOMweb servers that could not be listed now' }),
+});
+
+export const CaseSummaryReply = Type.Object({
+  path: CasePath,
+  width: Type.Integer(),
+  height: Type.Integer(),
+  mpp: Type.Array(Type.Number(), { description: 'µm per level-0 pixel, [x, y]; 0 without calibration' }),
+  thumbnailUrl: Type.String(),
+  dziUrl: Type.String(),
+});
+
+export const CaseParams = Type.Object({ path: CasePath });
+
+export const CaseRegionSearchBody = Type.Object(
+  { slidePath: CasePath, x: Coordinate, y: Coordinate, width: Size, height: Size, ...SearchOptions, ...Feedback },
+  { additionalProperties: false },
+);
+export type CaseRegionSearchBody = Static<typeof CaseRegionSearchBody>;

@@ -32,7 +32,8 @@ export const SERVE_USAGE = `Usage:
   tessera serve --index INDEX [--host 127.0.0.1] [--port 8080]            one process, every local shard (role all)
   tessera serve --role shard --index INDEX [--shards 0,1] --port P        a shard node
   tessera serve --role router --nodes URL,URL [--replicas URL|URL,URL]    embeds queries, fans out, merges
-Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR, --models-dir DIR,
+Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR (default: the slide
+  folders and DICOMweb servers recorded in the index when it was built), --models-dir DIR,
   --device auto|cpu|cuda[:N], --threads N (search threads), --deadline-ms MS, --no-viewer,
   --no-model (serve queries by stored vectors only: tile references and slide mosaics).
 Environment: TESSERA_CLUSTER_TOKEN (router ↔ shard nodes), TESSERA_LOG_LEVEL, TESSERA_DICOMWEB_AUTHORIZATION

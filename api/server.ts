@@ -37,6 +37,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   if (config.keys.length === 0) app.log.warn({ host: config.host }, 'no API keys configured: open access, listening on a loopback address only');
   if (config.role === 'shard' && !config.clusterToken) app.log.warn('TESSERA_CLUSTER_TOKEN is not set: internal shard routes are open to anyone who can reach this node');
   app.log.info({ role: config.role, port, shards: services.cluster.groups.flatMap((group) => group.shardIds) }, 'serving');
+  if (services.local) logSlidesOutsideRoots(app, config, services.local.slidesOutsideRoots());
   return {
     url: `http://${host}:${port}`,
     app,
@@ -46,6 +47,13 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       await closeServices(services);
     },
   };
+}
+
+/** The start-up line on slide roots: a count only, never a path (paths can hold patient identifiers). */
+function logSlidesOutsideRoots(app: FastifyInstance, config: ServeConfig, outside: number): void {
+  const fields = { slidesOutsideRoots: outside, slideRoots: config.slideRoots.length, dicomWebServers: config.dicomWebServers.length, slideRootsFrom: config.slideRootsFrom };
+  if (outside === 0) app.log.info(fields, 'every indexed slide lies under the slide roots');
+  else app.log.warn(fields, 'indexed slides lie outside the slide roots: their images answer 403 SLIDE_ACCESS_DENIED; serve with --slide-roots (or the config file\'s slideRoots and dicomWebServers) covering the folders they were indexed from');
 }
 
 async function openServices(config: ServeConfig): Promise<Services> {

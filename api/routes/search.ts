@@ -3,8 +3,9 @@
  * parses its body, asks the engine's query service (engine/query) and formats the answer.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute } from 'node:path';
 import type { SlideQuery, SlideQueryInfo } from '../../engine/index.js';
+import { resolveCasePath } from '../case-files.js';
 import { ApiError } from '../errors.js';
 import { isMultipartRequest, readMultipartQuery } from '../multipart.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
@@ -116,14 +117,15 @@ export function slideQueryJson(info: SlideQueryInfo, body: { dicomwebSeries?: st
 }
 
 /**
- * A new case: a file under the slide roots (a relative path is taken from the first root) or a
+ * A new case: a file under the slide roots or a
  * series on a configured DICOMweb server; anything else is SLIDE_ACCESS_DENIED when opened.
  */
 function newCaseQuestion(services: Services, body: SlideSearchBody): SlideQuery {
   const given = [body.slideId, body.images, body.slidePath, body.dicomwebSeries].filter((value) => value !== undefined).length;
   if (given !== 1) throw new ApiError('BAD_REQUEST', 'give one of slideId, images, slidePath or dicomwebSeries');
   const roots = services.config.slideRoots;
-  const locator = body.dicomwebSeries ?? (isAbsolute(body.slidePath as string) ? (body.slidePath as string) : resolve(roots[0] ?? '.', body.slidePath as string));
+  // A relative path names a case as GET /v1/cases lists it: under the first root that holds it.
+  const locator = body.dicomwebSeries ?? (isAbsolute(body.slidePath as string) ? (body.slidePath as string) : resolveCasePath(roots, body.slidePath as string));
   return { newCase: { locator, roots, dicomWebServers: services.config.dicomWebServers, slideMpp: body.slideMpp } };
 }
 

@@ -171,6 +171,12 @@ export class LocalShardGroup implements ShardGroup {
     return readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
   }
 
+  /** Indexed slides whose files (or series) lie outside the slide roots (or DICOMweb servers): their images cannot be served. */
+  slidesOutsideRoots(): number {
+    const { store, slideFiles } = this.current;
+    return slideFiles.countUnreadable(store.shards.flatMap((shard) => shard.slideIds().map((id) => (shard.slide(id) as SlideRecord).path)));
+  }
+
   /** The record and shard of a slide in scope, for the API's image routes. */
   record(slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {
     return recordIn(this.current.store, slideId, datasets);

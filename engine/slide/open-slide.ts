@@ -61,9 +61,8 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
 async function openDicomWebSlide(url: string, options: OpenSlideOptions): Promise<TiledSlide> {
   const series = parseDicomWebSeriesUrl(url);
   const name = `series ${series.series}`;
-  if (options.roots !== undefined) {
-    const allowed = (options.dicomWebServers ?? []).some((server) => series.base === server.replace(/\/+$/, ''));
-    if (!allowed) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: its DICOMweb server is not one of the configured servers`);
+  if (options.roots !== undefined && !onServers(series.base, options.dicomWebServers ?? [])) {
+    throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: its DICOMweb server is not one of the configured servers`);
   }
   const source = await openDicomWeb(url);
   try {
@@ -81,20 +80,56 @@ function resolveInsideRoots(path: string, name: string, roots: string[] | undefi
   } catch (error) {
     throw new TesseraError('SLIDE_NOT_FOUND', `${name}: no such file`, { cause: error });
   }
-  if (roots === undefined) return realPath;
-  const inside = roots.some((root) => {
-    let realRoot: string;
+  if (roots !== undefined && !insideRoots(realPath, roots)) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
+  return realPath;
+}
+
+/** True when a real path (symlinks resolved) lies in one of the roots (their symlinks resolved too). */
+function insideRoots(realPath: string, roots: string[]): boolean {
+  return insideRealRoots(realPath, realRootsOf(roots));
+}
+
+/** The roots with their symlinks resolved; a root that does not exist admits nothing. */
+function realRootsOf(roots: string[]): string[] {
+  return roots.flatMap((root) => {
     try {
-      realRoot = realpathSync(resolve(root));
+      return [realpathSync(resolve(root))];
     } catch {
-      return false;
+      return [];
     }
+  });
+}
+
+function insideRealRoots(realPath: string, realRoots: string[]): boolean {
+  return realRoots.some((realRoot) => {
     const rel = relative(realRoot, realPath);
     return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
   });
-  if (!inside) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
-  return realPath;
 }
+
+function onServers(base: string, servers: string[]): boolean {
+  return servers.some((server) => base === server.replace(/\/+$/, ''));
+}
+
+/**
+ * A test of whether openSlide with these roots and servers would let a locator through, without
+ * opening it: a file's real path inside a root, a series on a listed server. A file that does not
+ * exist is judged by its path as given. The roots are resolved once, for checking many slides.
+ */
+export function readableUnder(options: { roots: string[]; dicomWebServers: string[] }): (locator: string) => boolean {
+  const realRoots = realRootsOf(options.roots);
+  return (locator) => {
+    if (isDicomWebSeriesUrl(locator)) return onServers(parseDicomWebSeriesUrl(locator).base, options.dicomWebServers);
+    let realPath: string;
+    try {
+      realPath = realpathSync(locator);
+    } catch {
+      realPath = resolve(locator);
+    }
+    return insideRealRoots(realPath, realRoots);
+  };
+}
+
 
 async function openSource(path: string, name: string, options: OpenSlideOptions): Promise<SlideSource> {
   if (statSync(path).isDirectory()) return openDicom(path, name, true);

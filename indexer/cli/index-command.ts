@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import { DEFAULT_TILE_SPEC, TesseraError, configureDecoding, parseDevice } from '../../engine/index.js';
-import { discoverDicomWeb } from '../discover.js';
+import { discoverDicomWeb, type SlideItem } from '../discover.js';
+import { withDicomWebMetadata } from '../dicomweb-metadata.js';
 import { dryRun, runIndex } from '../pipeline.js';
 import type { Command } from './command.js';
 import { UsageError, modelsDir, numberFlag, parseFlags } from './flags.js';
@@ -14,8 +15,9 @@ export const indexCommand: Command = {
   usage: `  index --slides DIR|LIST [--metadata slides.csv|METAFLEX_DIR] --out INDEX [--model ID] [--shards N]
         [--partition i/n] [--device auto|cpu|cuda[:N]] [--mpp 0.5] [--size 224] [--min-tissue 0.5]
         [--read-threads N] [--dry-run]
-  index --dicomweb URL [--study UID]… [--series UID]… --out INDEX …
-                                     index the slide-microscopy series of a DICOMweb server
+  index --dicomweb URL [--study UID]… [--series UID]… [--metadata slides.csv|METAFLEX_DIR] --out INDEX …
+                                     index the slide-microscopy series of a DICOMweb server (metadata
+                                     rows matched by dicom_series_uid, slide_id or dicom_study_uid)
   index --tiles DIR [--labels labels.csv] --out INDEX …
                                      embed every tissue tile (or tile image) into sharded HNSW indexes`,
   details: `${MODELS_DETAILS}\n\n${DICOMWEB_DETAILS}`,
@@ -42,11 +44,11 @@ export const indexCommand: Command = {
     });
     if (!values.out) throw new UsageError('--out INDEX is required');
     if (!values.slides && !values.metadata && !values.tiles && !values.dicomweb) throw new UsageError('give --slides DIR|LIST, --metadata slides.csv, --dicomweb URL or --tiles DIR');
-    if (values.dicomweb && (values.slides || values.metadata || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series; for metadata, give a --metadata table whose path column holds series URLs instead');
+    if (values.dicomweb && (values.slides || values.tiles)) throw new UsageError('--dicomweb indexes a server\'s series, not --slides or --tiles');
     if ((values.study || values.series) && !values.dicomweb) throw new UsageError('--study and --series select series of a --dicomweb server');
     const readThreads = numberFlag(values['read-threads'], 'read-threads', availableParallelism());
     if (!Number.isInteger(readThreads) || readThreads < 1 || readThreads > 256) throw new UsageError(`--read-threads must be an integer from 1 to 256, got '${values['read-threads']}'`);
-    const items = values.dicomweb ? await discoverDicomWeb(values.dicomweb, values.study ?? [], values.series ?? []) : undefined;
+    const items = values.dicomweb ? await dicomWebItems(values.dicomweb, values.study ?? [], values.series ?? [], values.metadata) : undefined;
     // Indexing decodes JPEG 2000 / JPEG-LS tiles on these threads while the model runs.
     configureDecoding({ decodeThreads: readThreads });
     const partition = parsePartition(values.partition);
@@ -103,4 +105,13 @@ function parsePartition(value: string | undefined): { index: number; count: numb
   const count = Number(match?.[2]);
   if (!match || count < 1 || index >= count) throw new UsageError(`--partition must be i/n with 0 ≤ i < n, got '${value}'`);
   return { index, count };
+}
+
+/** The series of a DICOMweb server, with the metadata of --metadata matched to them (a summary on stderr). */
+async function dicomWebItems(base: string, studies: string[], series: string[], metadata: string | undefined): Promise<SlideItem[]> {
+  const listed = await discoverDicomWeb(base, studies, series);
+  if (!metadata) return listed;
+  const match = withDicomWebMetadata(listed, metadata);
+  process.stderr.write(`metadata: ${match.bySeries} series matched by series UID, ${match.byStudy} by study UID, ${match.unmatchedSeries} without metadata; ${match.unmatchedRows} rows matched no listed series\n`);
+  return match.items;
 }
