@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
+import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch, type SlidePageQuery } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -45,9 +45,24 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     slide: (await local.slide(request.body.slideId, request.body.datasets)) ?? null,
   }));
 
-  app.post<{ Body: { datasets: string[] | null } }>('/internal/v1/slides', { schema: { ...hide, body: Type.Object({ datasets: Datasets }) } }, async (request) => ({
-    slides: await local.slides(request.body.datasets),
-  }));
+  app.post<{ Body: SlidePageQuery }>(
+    '/internal/v1/slide-page',
+    {
+      schema: {
+        ...hide,
+        body: Type.Object({
+          after: Type.Optional(Type.String()),
+          limit: Type.Integer({ minimum: 0, maximum: 100_000 }),
+          where: Type.Optional(Type.Record(Type.String(), Type.String())),
+          text: Type.Optional(Type.String()),
+          datasets: Datasets,
+        }),
+      },
+    },
+    async (request) => local.slidePage(request.body),
+  );
+
+  app.post<{ Body: { datasets: string[] | null } }>('/internal/v1/slide-totals', { schema: { ...hide, body: Type.Object({ datasets: Datasets }) } }, async (request) => local.slideTotals(request.body.datasets));
 
   app.post<{ Body: { slideId: string; rect: { x: number; y: number; width: number; height: number }; datasets: string[] | null } }>(
     '/internal/v1/region',

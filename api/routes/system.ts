@@ -55,8 +55,8 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
       const access = accessOf(request);
       const groups = await services.cluster.health();
       // Counts per dataset would say what exists outside a key's scope: scoped keys see their own totals only.
-      const { slides } = await services.cluster.slides(access.datasets);
-      return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0) } };
+      const { slides, tiles } = await services.cluster.slideTotals(access.datasets);
+      return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides, tiles } };
     },
   );
 
@@ -82,9 +82,9 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
           if (failed.length > 0) throw new ApiError('SHARD_UNAVAILABLE', `reload failed on ${failed.map((outcome) => `${outcome.location} (shards ${outcome.shards.join(',')}): ${outcome.error}`).join('; ')}; the others reloaded`);
         }
       });
-      const { slides, coverage } = await services.cluster.slides(null);
-      request.log.info({ slides: slides.length, ms: Math.round(performance.now() - started) }, 'index reloaded');
-      return { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0), coverage, tookMs: Math.round(performance.now() - started) };
+      const { slides, tiles, coverage } = await services.cluster.slideTotals(null);
+      request.log.info({ slides, ms: Math.round(performance.now() - started) }, 'index reloaded');
+      return { slides, tiles, coverage, tookMs: Math.round(performance.now() - started) };
     },
   );
 }

@@ -9,12 +9,12 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { TesseraError } from '../errors.js';
-import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
+import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
 import { SearchQueue } from './search-queue.js';
 import type { SearchTask } from './search-tasks.js';
-import { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
@@ -145,15 +145,22 @@ export class LocalShardGroup implements ShardGroup {
     return found && summaryOf(found.record, found.shard.index);
   }
 
-  async slides(datasets: string[] | null): Promise<SlideSummary[]> {
-    const scope = datasets && new Set(datasets);
-    return this.current.store.shards.flatMap((shard) =>
-      shard
-        .slideIds()
-        .map((id) => shard.slide(id) as SlideRecord)
-        .filter((record) => !scope || scope.has(datasetOf(record.metadata)))
-        .map((record) => summaryOf(record, shard.index)),
-    );
+  async slidePage(query: SlidePageQuery): Promise<GroupSlidePage> {
+    const pages = this.current.store.shards.map((shard) => {
+      const page = shard.slidePage(query);
+      return { slides: page.records.map((record) => summaryOf(record, shard.index)), total: page.total, facets: page.facets, more: page.more };
+    });
+    return mergeSlidePages(pages, query.limit);
+  }
+
+  async slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }> {
+    const totals = { slides: 0, tiles: 0 };
+    for (const shard of this.current.store.shards) {
+      const counts = shard.slideTotals(datasets);
+      totals.slides += counts.slides;
+      totals.tiles += counts.tiles;
+    }
+    return totals;
   }
 
   async readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {

@@ -6,7 +6,8 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
-import type { BaseRect, GroupHealth, GroupSearchResult, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
+import type { SlidePageQuery } from '../index/index.js';
+import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
 import { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireSearchRequest } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
@@ -69,8 +70,12 @@ export class RemoteShardGroup implements ShardGroup {
     return (await this.post<{ slide: SlideSummary | null }>('/internal/v1/slide', { slideId, datasets })).slide ?? undefined;
   }
 
-  async slides(datasets: string[] | null): Promise<SlideSummary[]> {
-    return (await this.post<{ slides: SlideSummary[] }>('/internal/v1/slides', { datasets })).slides;
+  async slidePage(query: SlidePageQuery): Promise<GroupSlidePage> {
+    return this.post<GroupSlidePage>('/internal/v1/slide-page', query);
+  }
+
+  async slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }> {
+    return this.post<{ slides: number; tiles: number }>('/internal/v1/slide-totals', { datasets });
   }
 
   async readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {

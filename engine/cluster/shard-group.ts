@@ -3,7 +3,7 @@
  * process (searched on worker threads); a RemoteShardGroup speaks HTTP to a shard node. The
  * Cluster fans out over ShardGroup[] and never asks which kind it has.
  */
-import type { IndexInfo, SlideRecord, TileHit } from '../index/index.js';
+import type { FacetCounts, IndexInfo, SlidePageQuery, SlideRecord, TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 
 /** A search as a shard runs it: plain data, so it crosses threads and HTTP unchanged. */
@@ -38,6 +38,18 @@ export interface SlideSummary {
   indexedAt: string;
 }
 
+/** A page of a group's slides (see SlideListing.page), merged over its shards. */
+export interface GroupSlidePage {
+  /** In slide-id order. */
+  slides: SlideSummary[];
+  /** Slides in scope matching the query, over the group's shards. */
+  total: number;
+  /** Facet value counts over the slides in scope, summed over the group's shards. */
+  facets: FacetCounts;
+  /** Whether slides after the last one returned match too. */
+  more: boolean;
+}
+
 export interface GroupHealth {
   /** Where the group lives: `local` or the node's URL. */
   location: string;
@@ -67,7 +79,10 @@ export interface ShardGroup {
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null>;
   /** The slide's record without its path; undefined when absent or out of scope. */
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
-  slides(datasets: string[] | null): Promise<SlideSummary[]>;
+  /** A page of the group's slides in id order after `query.after`, with counts and facets; answered by each shard from its own listing. */
+  slidePage(query: SlidePageQuery): Promise<GroupSlidePage>;
+  /** Slides and tiles in the datasets (null: all), from each shard's counters. */
+  slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }>;
   /**
    * A region of a slide held here, read at the index's tile resolution (not resized to the tile
    * size: the embedder resizes). @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
@@ -82,6 +97,19 @@ export interface ShardGroup {
   /** Opens the index again so that slides indexed since are served (see LocalShardGroup.reload). */
   reload?(): Promise<GroupHealth>;
   searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null>;
+}
+
+/** Merges id-sorted pages of disjoint shards into one page of `limit`, summing counts and facets. */
+export function mergeSlidePages(pages: GroupSlidePage[], limit: number): GroupSlidePage {
+  const all = pages.flatMap((page) => page.slides).sort((a, b) => (a.slideId < b.slideId ? -1 : a.slideId > b.slideId ? 1 : 0));
+  const facets: FacetCounts = {};
+  for (const page of pages) {
+    for (const [field, values] of Object.entries(page.facets)) {
+      const target = (facets[field] ??= {});
+      for (const [value, n] of Object.entries(values)) target[value] = (target[value] ?? 0) + n;
+    }
+  }
+  return { slides: all.slice(0, limit), total: pages.reduce((sum, page) => sum + page.total, 0), facets, more: all.length > limit || pages.some((page) => page.more) };
 }
 
 export function summaryOf(record: SlideRecord, shard: number): SlideSummary {

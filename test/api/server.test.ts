@@ -162,6 +162,12 @@ describe.skipIf(!hasSharedData)(`query API, one process ${hasSharedData ? '' : S
     expect(page.body.facets.organ).toEqual({ skin: 2, kidney: 1 });
     expect((await api('/v1/slides?q=NEVUS')).body.slides.map((slide: { slideId: string }) => slide.slideId)).toEqual(['S2']);
     expect((await api('/v1/slides?organ=kidney')).body.total).toBe(1);
+    const first = await api('/v1/slides?limit=2');
+    expect(first.body.slides.map((slide: { slideId: string }) => slide.slideId)).toEqual(['S1', 'S2']);
+    const next = await api(`/v1/slides?limit=2&cursor=${first.body.nextCursor}`);
+    expect([next.body.slides.map((slide: { slideId: string }) => slide.slideId), next.body.nextCursor]).toEqual([['S3'], null]);
+    expect((await api('/v1/slides?cursor=not*a*cursor')).status).toBe(400);
+    expect((await api(`/v1/slides?cursor=${first.body.nextCursor}&offset=1`)).status).toBe(400);
     const record = await api('/v1/slides/S1');
     expect(record.body).toMatchObject({ slideId: 'S1', width: 2220, height: 2967, dziUrl: '/v1/slides/S1.dzi' });
     expect(JSON.stringify(record.body)).not.toMatch(/cmu\.svs/);
