@@ -12,6 +12,7 @@ import { TesseraError } from '../errors.js';
 import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
+import { shardRecall } from './recall.js';
 import { SearchQueue } from './search-queue.js';
 import type { SearchTask } from './search-tasks.js';
 import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
@@ -183,7 +184,7 @@ export class LocalShardGroup implements ShardGroup {
     const { info } = this.store;
     return {
       location: this.location,
-      shards: this.store.shards.map((shard) => ({ shard: shard.index, slides: shard.slideCount, tiles: shard.tileCount })),
+      shards: this.store.shards.map((shard) => ({ shard: shard.index, slides: shard.slideCount, tiles: shard.tileCount, recall: shardRecall(shard.segments, shard.tailTiles) })),
       model: info.model,
       index: { shards: info.shards, tile: info.tile, hnsw: info.hnsw, metric: info.metric },
     };

@@ -5,6 +5,7 @@
  */
 import type { FacetCounts, IndexInfo, SlidePageQuery, SlideRecord, TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
+import type { ShardRecall } from './recall.js';
 
 /** A search as a shard runs it: plain data, so it crosses threads and HTTP unchanged. */
 export interface ScopedSearch {
@@ -53,7 +54,8 @@ export interface GroupSlidePage {
 export interface GroupHealth {
   /** Where the group lives: `local` or the node's URL. */
   location: string;
-  shards: Array<{ shard: number; slides: number; tiles: number }>;
+  /** Per shard: counts, and the recall@10 and ef its segments measured at build. */
+  shards: Array<{ shard: number; slides: number; tiles: number; recall: ShardRecall }>;
   model: IndexInfo['model'];
   index: Pick<IndexInfo, 'shards' | 'tile' | 'hnsw' | 'metric'>;
 }

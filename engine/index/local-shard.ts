@@ -142,6 +142,11 @@ export class LocalShard {
     return { firstLabel: this.counters.segmentedEnd, endLabel: this.counters.nextLabel };
   }
 
+  /** Live tiles in the tail (searched exactly). */
+  get tailTiles(): number {
+    return this.tailLive();
+  }
+
   get tombstoneCount(): number {
     return this.tombstones.size;
   }

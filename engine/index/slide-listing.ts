@@ -42,6 +42,11 @@ export interface SlidePage {
   more: boolean;
 }
 
+/** The matches of one query, visited in id order from after a cursor until `visit` says stop. */
+interface MatchPlan {
+  walk(after: string | undefined, visit: (record: SlideRecord) => boolean): void;
+}
+
 /** What one dataset holds. */
 interface DatasetCounts {
   slides: number;
@@ -96,64 +101,95 @@ export class SlideListing {
 
   page(query: SlidePageQuery): SlidePage {
     this.build();
-    const where = Object.entries(query.where ?? {});
-    const needle = query.text?.toLowerCase() || undefined;
-    const scope = query.datasets ? new Set(query.datasets) : null;
-    const accepts = (record: SlideRecord): boolean =>
-      (!scope || scope.has(datasetOf(record.metadata))) && where.every(([field, value]) => record.metadata[field] === value) && (!needle || containsText(record, needle));
-
+    const plan = this.plan(query);
     const records: SlideRecord[] = [];
     let more = false;
-    const driver = this.driverFor(where, query.datasets);
-    for (const record of iterateAfter(driver, query.after)) {
-      if (!accepts(record)) continue;
+    plan.walk(query.after, (record) => {
       if (records.length === query.limit) {
         more = true;
-        break;
+        return false;
       }
       records.push(record);
-    }
-    return { records, total: this.total(where, needle, query.datasets, driver, accepts), facets: this.facets(query.datasets), more };
+      return true;
+    });
+    return { records, total: this.total(query, plan), facets: this.facets(query.datasets), more };
   }
 
   /**
    * Slides matching the query: from the counts when at most one facet condition and no text
-   * narrow the scope; else by walking the shortest list that holds every match.
+   * narrow the scope; else by walking every match.
    */
-  private total(where: Array<[string, string]>, needle: string | undefined, datasets: string[] | null, driver: SlideRecord[][], accepts: (record: SlideRecord) => boolean): number {
-    if (!needle && where.length === 0) return this.totals(datasets).slides;
+  private total(query: SlidePageQuery, plan: MatchPlan): number {
+    const where = Object.entries(query.where ?? {});
+    if (!query.text && where.length === 0) return this.totals(query.datasets).slides;
     const [only] = where;
-    if (!needle && where.length === 1 && only && isFacetField(only[0])) {
+    if (!query.text && where.length === 1 && only && isFacetField(only[0])) {
       let total = 0;
-      for (const counts of this.inScope(datasets)) total += counts.values.get(only[0])?.get(only[1]) ?? 0;
+      for (const counts of this.inScope(query.datasets)) total += counts.values.get(only[0])?.get(only[1]) ?? 0;
       return total;
     }
     let total = 0;
-    for (const list of driver) for (const record of list) if (accepts(record)) total++;
+    plan.walk(undefined, () => {
+      total++;
+      return true;
+    });
     return total;
   }
 
   /**
-   * The sorted lists whose union holds every match, with the fewest slides: a facet condition's
-   * slides, the datasets in scope, or every slide.
+   * How to find the matches in id order: walk the shortest sorted list that holds every match (a
+   * facet condition's slides, the datasets in scope, or every slide), keep a slide when every
+   * other facet condition's list holds it too (found by galloping, not by reading metadata) and
+   * the remaining checks (scope, other fields, text) pass.
    */
-  private driverFor(where: Array<[string, string]>, datasets: string[] | null): SlideRecord[][] {
-    let best: SlideRecord[][] = [this.order as SlideRecord[]];
-    let bestSize = (this.order as SlideRecord[]).length;
-    for (const [field, value] of where) {
-      if (!isFacetField(field)) continue;
-      const list = this.postings?.get(field)?.get(value) ?? [];
-      if (list.length < bestSize) {
-        best = [list];
-        bestSize = list.length;
-      }
+  private plan(query: SlidePageQuery): MatchPlan {
+    const order = this.order as SlideRecord[];
+    const facetLists: SlideRecord[][] = [];
+    const otherFields: Array<[string, string]> = [];
+    for (const [field, value] of Object.entries(query.where ?? {})) {
+      if (isFacetField(field)) facetLists.push(this.postings?.get(field)?.get(value) ?? []);
+      else otherFields.push([field, value]);
     }
-    if (datasets) {
-      const lists = datasets.map((dataset) => this.byDataset?.get(dataset) ?? []);
-      const size = lists.reduce((sum, list) => sum + list.length, 0);
-      if (size < bestSize) best = lists;
-    }
-    return best;
+    facetLists.sort((a, b) => a.length - b.length);
+    const needle = query.text?.toLowerCase() || undefined;
+    const scope = query.datasets ? new Set(query.datasets) : null;
+    const scopeLists = query.datasets ? [...new Set(query.datasets)].map((dataset) => this.byDataset?.get(dataset) ?? []) : null;
+    const scopeSize = scopeLists ? scopeLists.reduce((sum, list) => sum + list.length, 0) : Number.POSITIVE_INFINITY;
+    const [shortest] = facetLists;
+    let driver: SlideRecord[][];
+    let scopeChecked = scope !== null;
+    if (shortest && shortest.length <= scopeSize) driver = [shortest];
+    else if (scopeLists) {
+      driver = scopeLists;
+      scopeChecked = false;
+    } else driver = [order];
+    const others = driver[0] === shortest ? facetLists.slice(1) : facetLists;
+    const checks = (record: SlideRecord): boolean =>
+      (!scopeChecked || (scope as Set<string>).has(datasetOf(record.metadata))) && otherFields.every(([field, value]) => record.metadata[field] === value) && (!needle || containsText(record, needle));
+    const plain = !scopeChecked && otherFields.length === 0 && !needle;
+    return {
+      walk: (after, visit) => {
+        const cursors = others.map(() => 0);
+        const keep = (record: SlideRecord): boolean => {
+          for (let l = 0; l < others.length; l++) {
+            const list = others[l] as SlideRecord[];
+            const at = gallop(list, record.slideId, cursors[l] as number);
+            cursors[l] = at;
+            if (list[at] !== record) return false;
+          }
+          return plain || checks(record);
+        };
+        if (driver.length === 1) {
+          const list = driver[0] as SlideRecord[];
+          for (let i = after === undefined ? 0 : firstAfter(list, after); i < list.length; i++) {
+            const record = list[i] as SlideRecord;
+            if (keep(record) && !visit(record)) return;
+          }
+          return;
+        }
+        for (const record of iterateAfter(driver, after)) if (keep(record) && !visit(record)) return;
+      },
+    };
   }
 
   private *inScope(datasets: string[] | null): Iterable<DatasetCounts> {
@@ -241,6 +277,25 @@ function firstAfter(list: SlideRecord[], id: string, inclusive = false): number 
     const middle = (low + high) >>> 1;
     const order = compareIds((list[middle] as SlideRecord).slideId, id);
     if (order < 0 || (order === 0 && !inclusive)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Index of the first record at or after `from` whose id is not below `id` (exponential, then binary search). */
+function gallop(list: SlideRecord[], id: string, from: number): number {
+  let step = 1;
+  let low = from;
+  let high = from;
+  while (high < list.length && compareIds((list[high] as SlideRecord).slideId, id) < 0) {
+    low = high + 1;
+    high += step;
+    step *= 2;
+  }
+  high = Math.min(high, list.length);
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareIds((list[middle] as SlideRecord).slideId, id) < 0) low = middle + 1;
     else high = middle;
   }
   return low;

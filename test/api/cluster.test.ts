@@ -58,6 +58,9 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect((await client(cluster.url)('/health')).body).toEqual({ status: 'ok', role: 'router' });
     const index = await client(cluster.url, KEYS.all)('/v1/index');
     expect(index.body.groups.flatMap((group: { shards: Array<{ shard: number }> }) => group.shards.map((shard) => shard.shard)).sort()).toEqual([0, 1]);
+    // The shard nodes' recall, summed by the router as one process sums its own shards'.
+    expect(index.body.recall).toEqual((await client(all.url, KEYS.all)('/v1/index')).body.recall);
+    expect(index.body.recall.min).toBeGreaterThan(0);
   });
 
   it('relays slide images to the node holding the slide, with the caller key and scope', async () => {
