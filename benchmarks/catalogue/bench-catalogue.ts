@@ -11,14 +11,15 @@
  * BENCH_COMPARE_REF=<git commit>: also serves the same index with the code of that commit (its
  * tree exported under .cache/bench) and times its first page (fewer requests: each lists every slide).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { asSlideId, createOrCheckIndex, INDEX_FORMAT_VERSION, shardDir, shardOf, type SlideRecord, type TileRecord } from '../../engine/index.js';
 import { PROJECT_ROOT } from '../../test/shared-data.js';
+import { tesseraAtCommit } from '../commit-tree.js';
 
 const SLIDES = Number(process.env.BENCH_SLIDES ?? 1_000_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
@@ -186,34 +187,53 @@ console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cor
 const dir = await catalogueIndex();
 const results: Record<string, unknown> = { slides: SLIDES, requests: REQUESTS };
 
+/** Runs `body` with the nodes `start` starts, and stops them however it ends. */
+async function withNodes<T>(start: () => Promise<Node[]>, body: (nodes: Node[]) => Promise<T>): Promise<T> {
+  const nodes: Node[] = [];
+  try {
+    nodes.push(...(await start()));
+    return await body(nodes);
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()));
+  }
+}
+
 let started = performance.now();
-const single = await startNode(BIN, ['--index', dir, '--no-model'], 18291);
-console.log(`single node ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-results.single = await run('single node (2 shards)', single.url, REQUESTS);
-await single.stop();
+results.single = await withNodes(
+  async () => [await startNode(BIN, ['--index', dir, '--no-model'], 18291)],
+  async ([single]) => {
+    console.log(`single node ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return run('single node (2 shards)', (single as Node).url, REQUESTS);
+  },
+);
 
 started = performance.now();
-const node0 = await startNode(BIN, ['--role', 'shard', '--index', dir, '--shards', '0'], 18292);
-const node1 = await startNode(BIN, ['--role', 'shard', '--index', dir, '--shards', '1'], 18293);
-const router = await startNode(BIN, ['--role', 'router', '--nodes', `${node0.url},${node1.url}`, '--no-model'], 18294);
-console.log(`\nrouter + 2 shard nodes ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-results.cluster = await run('router + 2 shard nodes', router.url, REQUESTS);
-await Promise.all([router.stop(), node0.stop(), node1.stop()]);
+results.cluster = await withNodes(
+  async () => {
+    const shardNodes = await Promise.all([startNode(BIN, ['--role', 'shard', '--index', dir, '--shards', '0'], 18292), startNode(BIN, ['--role', 'shard', '--index', dir, '--shards', '1'], 18293)]);
+    return [...shardNodes, await startNode(BIN, ['--role', 'router', '--nodes', shardNodes.map((node) => node.url).join(','), '--no-model'], 18294)];
+  },
+  async (nodes) => {
+    console.log(`\nrouter + 2 shard nodes ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return run('router + 2 shard nodes', (nodes[2] as Node).url, REQUESTS);
+  },
+);
 
 const compareRef = process.env.BENCH_COMPARE_REF;
 if (compareRef) {
-  // The commit's own tree, with this checkout's dependencies and native build.
-  const oldTree = join(CACHE, `tessera-${compareRef.slice(0, 12)}`);
-  if (!existsSync(join(oldTree, 'package.json'))) {
-    mkdirSync(oldTree, { recursive: true });
-    execFileSync('sh', ['-c', `git -C "${PROJECT_ROOT}" archive ${compareRef} | tar -x -C "${oldTree}"`]);
-    symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(oldTree, 'node_modules'));
-    if (existsSync(join(PROJECT_ROOT, 'engine/slide/codecs/native/build'))) symlinkSync(join(PROJECT_ROOT, 'engine/slide/codecs/native/build'), join(oldTree, 'engine/slide/codecs/native/build'));
-  }
-  const old = await startNode(join(oldTree, 'indexer', 'bin', 'tessera.js'), ['--index', dir, '--no-model'], 18295);
+  const oldBin = tesseraAtCommit(compareRef);
   const oldRequests = Math.min(REQUESTS, Number(process.env.BENCH_COMPARE_REQUESTS ?? 20));
-  results.compare = { ref: compareRef, ...(await run(`${compareRef.slice(0, 12)} (lists every slide per request), single node`, old.url, oldRequests, SCENARIOS.slice(0, 1))) };
-  await old.stop();
+  results.compare = await withNodes(
+    async () => [await startNode(oldBin, ['--index', dir, '--no-model'], 18295)],
+    async ([old]) => {
+      try {
+        return { ref: compareRef, ...(await run(`${compareRef.slice(0, 12)} (lists every slide per request), single node`, (old as Node).url, oldRequests, SCENARIOS.slice(0, 1))) };
+      } catch (error) {
+        console.log(`  ${(error as Error).message}`);
+        return { ref: compareRef, failed: (error as Error).message };
+      }
+    },
+  );
 }
 
 mkdirSync(join(PROJECT_ROOT, 'benchmarks', 'results'), { recursive: true });
