@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import sharp from 'sharp';
 import { TesseraError } from '../errors.js';
 import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
@@ -172,7 +173,8 @@ export class LocalShardGroup implements ShardGroup {
     const tile = { baseX: rect.x, baseY: rect.y, baseWidth: rect.width, baseHeight: rect.height, tissue: 1 };
     const spec = store.info.tile;
     const sizePx = Math.max(1, Math.round((rect.width * found.record.mpp[0]) / spec.mpp));
-    return readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
+    const region = await readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
+    return reducedToTile(region, spec.sizePx);
   }
 
   /** The record and shard of a slide in scope, for the API's image routes. */
@@ -195,6 +197,18 @@ export class LocalShardGroup implements ShardGroup {
     this.retired.clear();
     await Promise.all(open.map(closeGeneration));
   }
+}
+
+/**
+ * A region read at the index's resolution, stretched to the tile size as the embedder stretches
+ * its input (fit fill): what a tile of the index was when it was embedded. Done where the region
+ * is read, so a router gets 224² pixels rather than up to 64 MP. With the default grid (224 px)
+ * and a 224 px model this is the one resize the embedder would have done itself.
+ */
+async function reducedToTile(region: RgbImage, sizePx: number): Promise<RgbImage> {
+  if (region.width === sizePx && region.height === sizePx) return region;
+  const data = await sharp(region.data, { raw: { width: region.width, height: region.height, channels: 3 } }).resize(sizePx, sizePx, { fit: 'fill' }).raw().toBuffer();
+  return { data, width: sizePx, height: sizePx };
 }
 
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {

@@ -86,8 +86,9 @@ export interface ShardGroup {
   /** Slides and tiles in the datasets (null: all), from each shard's counters. */
   slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }>;
   /**
-   * A region of a slide held here, read at the index's tile resolution (not resized to the tile
-   * size: the embedder resizes). @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
+   * A region of a slide held here, read at the index's tile resolution and stretched to the tile
+   * size (sizePx²), as the embedder stretches its input: reduced where it is read, so a remote
+   * group sends tile-sized pixels. @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
    */
   readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage>;
   health(): Promise<GroupHealth>;
