@@ -2,8 +2,12 @@
  * SlideListing: a shard's slide catalogue as the slide list asks it: pages in slide-id order
  * after a cursor, counts and facets, within an API key's datasets. It keeps, beside the records,
  * the slides in id order, per facet value the slides holding it (same order), and per dataset
- * the slide, tile and facet-value counts, so a page of 50 costs a binary search and 50 steps, and
- * a count or the facets cost a sum over the datasets in scope, whatever the shard holds.
+ * the slide, tile and facet-value counts. A page of 50 is a binary search after the cursor in
+ * the shortest list that holds every match, then a walk that checks the other facet conditions by
+ * galloping through their lists; a count with at most two facet conditions (per dataset, the
+ * slides holding each value and each pair of values are counted), and the facets, are sums over
+ * the datasets in scope, whatever the shard holds. Three conditions or text make the count a walk
+ * of that shortest list.
  *
  * The orderings are built on first use (a server that never lists pays nothing at open) and then
  * kept up to date on every put and remove; the counts are always kept. It writes nothing.
@@ -52,6 +56,8 @@ interface DatasetCounts {
   slides: number;
   tiles: number;
   values: Map<FacetField, Map<string, number>>;
+  /** Slides holding two facet values at once (pairKey), so that two filters count without a walk. */
+  pairs: Map<string, number>;
 }
 
 export class SlideListing {
@@ -116,16 +122,19 @@ export class SlideListing {
   }
 
   /**
-   * Slides matching the query: from the counts when at most one facet condition and no text
+   * Slides matching the query: from the counts when at most two facet conditions and no text
    * narrow the scope; else by walking every match.
    */
   private total(query: SlidePageQuery, plan: MatchPlan): number {
     const where = Object.entries(query.where ?? {});
     if (!query.text && where.length === 0) return this.totals(query.datasets).slides;
-    const [only] = where;
-    if (!query.text && where.length === 1 && only && isFacetField(only[0])) {
+    const [first, second] = where;
+    if (!query.text && where.length <= 2 && where.every(([field]) => isFacetField(field))) {
       let total = 0;
-      for (const counts of this.inScope(query.datasets)) total += counts.values.get(only[0])?.get(only[1]) ?? 0;
+      for (const counts of this.inScope(query.datasets)) {
+        if (second) total += counts.pairs.get(pairKey(first as [FacetField, string], second as [FacetField, string])) ?? 0;
+        else total += counts.values.get((first as [FacetField, string])[0])?.get((first as [FacetField, string])[1]) ?? 0;
+      }
       return total;
     }
     let total = 0;
@@ -205,7 +214,7 @@ export class SlideListing {
     const dataset = datasetOf(record.metadata);
     let counts = this.counts.get(dataset);
     if (!counts) {
-      counts = { slides: 0, tiles: 0, values: new Map() };
+      counts = { slides: 0, tiles: 0, values: new Map(), pairs: new Map() };
       this.counts.set(dataset, counts);
     }
     counts.slides += sign;
@@ -221,6 +230,15 @@ export class SlideListing {
       const n = (values.get(value) ?? 0) + sign;
       if (n > 0) values.set(value, n);
       else values.delete(value);
+    }
+    const present = FACET_FIELDS.flatMap((field) => (record.metadata[field] ? [[field, record.metadata[field]] as [FacetField, string]] : []));
+    for (let i = 0; i < present.length; i++) {
+      for (let j = i + 1; j < present.length; j++) {
+        const key = pairKey(present[i] as [FacetField, string], present[j] as [FacetField, string]);
+        const n = (counts.pairs.get(key) ?? 0) + sign;
+        if (n > 0) counts.pairs.set(key, n);
+        else counts.pairs.delete(key);
+      }
     }
     if (counts.slides === 0) this.counts.delete(dataset);
   }
@@ -254,6 +272,12 @@ function listOf(lists: Map<string, SlideRecord[]>, key: string): SlideRecord[] {
     lists.set(key, list);
   }
   return list;
+}
+
+/** The key of two facet conditions, the same whichever order they are given in. */
+function pairKey(a: [FacetField, string], b: [FacetField, string]): string {
+  const [first, second] = FACET_FIELDS.indexOf(a[0]) < FACET_FIELDS.indexOf(b[0]) ? [a, b] : [b, a];
+  return `${first[0]}\u0000${first[1]}\u0000${second[0]}\u0000${second[1]}`;
 }
 
 function isFacetField(field: string): field is FacetField {

@@ -53,6 +53,8 @@ describe('SlideListing', () => {
       { limit: 7, datasets: ['a'] },
       { limit: 50, datasets: ['a', 'default'], where: { organ: 'skin' } },
       { limit: 9, datasets: null, where: { organ: 'lung', diagnosis: 'tumour' } },
+      { limit: 4, datasets: ['b'], where: { diagnosis: 'normal', organ: 'kidney' } },
+      { limit: 6, datasets: null, where: { organ: 'skin', diagnosis: 'normal', dataset: 'a' } },
       { limit: 5, datasets: ['b', 'c'], text: 's1' },
       { limit: 3, datasets: null, where: { dataset: 'c' } },
     ];
