@@ -128,13 +128,11 @@ export class SlideListing {
   private total(query: SlidePageQuery, plan: MatchPlan): number {
     const where = Object.entries(query.where ?? {});
     if (!query.text && where.length === 0) return this.totals(query.datasets).slides;
-    const [first, second] = where;
     if (!query.text && where.length <= 2 && where.every(([field]) => isFacetField(field))) {
+      const [first, second] = where as Array<[FacetField, string]>;
+      const [field, value] = first as [FacetField, string];
       let total = 0;
-      for (const counts of this.inScope(query.datasets)) {
-        if (second) total += counts.pairs.get(pairKey(first as [FacetField, string], second as [FacetField, string])) ?? 0;
-        else total += counts.values.get((first as [FacetField, string])[0])?.get((first as [FacetField, string])[1]) ?? 0;
-      }
+      for (const counts of this.inScope(query.datasets)) total += (second ? counts.pairs.get(pairKey([field, value], second)) : counts.values.get(field)?.get(value)) ?? 0;
       return total;
     }
     let total = 0;
