@@ -237,5 +237,5 @@ if (compareRef) {
 }
 
 mkdirSync(join(PROJECT_ROOT, 'benchmarks', 'results'), { recursive: true });
-writeFileSync(join(PROJECT_ROOT, 'benchmarks', 'results', 'catalogue.json'), `${JSON.stringify(results, null, 2)}\n`);
-console.log('\nwritten to benchmarks/results/catalogue.json; target ≤ 50 ms p99 for a page of 50 at 1M slides');
+writeFileSync(join(PROJECT_ROOT, 'benchmarks', 'results', `catalogue-${SLIDES}.json`), `${JSON.stringify(results, null, 2)}\n`);
+console.log(`\nwritten to benchmarks/results/catalogue-${SLIDES}.json; target ≤ 50 ms p99 for a page of 50 at 1M slides`);

@@ -232,6 +232,8 @@ async function openGeneration(indexDir: string, options: LocalGroupOptions): Pro
 
 async function openGenerationOnce(indexDir: string, options: LocalGroupOptions): Promise<Generation> {
   const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
+  // Sorts each shard's slide listing now (0.7–1 s per 500k slides), not on the first list request after a start or reload.
+  for (const shard of store.shards) shard.slidePage({ limit: 0, datasets: null });
   const threads = options.threads ?? availableParallelism();
   const shards = store.shards.map((shard) => shard.index);
   const plans = planParts(store.shards, threads).filter((plan) => plan.size > 0);
