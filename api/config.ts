@@ -3,6 +3,7 @@
  * JSON file, then trusted everywhere else. Nothing below reads process.env.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { readIndexInfo, TesseraError, type SlideSources } from '../engine/index.js';
 
@@ -51,6 +52,13 @@ export interface ServeConfig {
   device: string;
   /** Search threads (default: one per core). */
   searchThreads?: number;
+  /**
+   * Worker threads decoding JPEG 2000 and JPEG-LS tiles (WebAssembly, synchronous); 1 decodes on
+   * the event loop. Default: half the cores, at least 2 (so decoding never blocks requests), at most 4.
+   */
+  decodeThreads: number;
+  /** Worker threads resizing and normalizing query images for the model; 0: on the event loop. Default: half the cores, 1 to 2. */
+  preprocessThreads: number;
   /** Time a fan-out may take before a node counts as missing. */
   deadlineMs: number;
   limits: {
@@ -153,6 +161,8 @@ export interface ServeFlags {
   'models-dir'?: string;
   device?: string;
   threads?: string;
+  'decode-threads'?: string;
+  'preprocess-threads'?: string;
   'deadline-ms'?: string;
   'no-viewer'?: boolean;
   'no-model'?: boolean;
@@ -199,6 +209,8 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     modelsDir: flags['models-dir'] ?? defaultModelsDir,
     device: flags.device ?? 'auto',
     ...(flags.threads ? { searchThreads: integer(flags.threads, '--threads', 1, 256) } : {}),
+    decodeThreads: flags['decode-threads'] ? integer(flags['decode-threads'], '--decode-threads', 1, 64) : Math.min(4, Math.max(2, Math.floor(availableParallelism() / 2))),
+    preprocessThreads: flags['preprocess-threads'] ? integer(flags['preprocess-threads'], '--preprocess-threads', 0, 64) : Math.min(2, Math.max(1, Math.floor(availableParallelism() / 2))),
     deadlineMs: flags['deadline-ms'] ? integer(flags['deadline-ms'], '--deadline-ms', 1, 600_000) : (file.deadlineMs ?? 2000),
     limits: { ...DEFAULT_LIMITS, ...file.limits },
     rateLimit: { perMinute: file.rateLimit?.perMinute ?? 600_000 },

@@ -200,10 +200,16 @@ export const SlideSummaryReply = Type.Object({
   dziUrl: Type.String(),
 });
 
+/** Most slides in one page of GET /v1/slides. */
+export const MAX_SLIDE_PAGE = 500;
+/** Deepest offset: each shard sends offset + limit slides for it; cursors cost the same at any depth. */
+export const MAX_SLIDE_OFFSET = 10_000;
+
 export const SlideListQuery = Type.Object(
   {
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The `nextCursor` of the previous page: the page after it (any depth at the same cost)' })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SLIDE_OFFSET, description: `Slides to skip (at most ${MAX_SLIDE_OFFSET}; deeper, follow \`cursor\`)` })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SLIDE_PAGE, description: `Slides per page (default 50, at most ${MAX_SLIDE_PAGE})` })),
     q: Type.Optional(Type.String({ maxLength: 256 })),
     dataset: Type.Optional(Type.String({ maxLength: 256 })),
     organ: Type.Optional(Type.String({ maxLength: 256 })),
@@ -219,7 +225,8 @@ export const SlideListReply = Type.Object({
   offset: Type.Integer(),
   limit: Type.Integer(),
   slides: Type.Array(SlideSummaryReply),
-  facets: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer())),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  facets: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), { description: 'Per field, value → slides in the caller\'s datasets (not narrowed by the filters)' }),
   coverage: Coverage,
 });
 

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { augmentedRef, Cluster, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
+import { augmentedRef, Cluster, configureDecoding, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
 import type { InstalledModel } from '../models/index.js';
 import { buildApp } from './app.js';
 import { isLoopback, type ServeConfig } from './config.js';
@@ -59,6 +59,8 @@ function logSlidesOutsideRoots(app: FastifyInstance, config: ServeConfig, outsid
 async function openServices(config: ServeConfig): Promise<Services> {
   const metrics = new Metrics();
   const threads = config.searchThreads ?? availableParallelism();
+  // JPEG 2000 and JPEG-LS decoders are synchronous WebAssembly: off the event loop unless told otherwise.
+  configureDecoding({ decodeThreads: config.decodeThreads });
   if (config.role === 'router') {
     const groups = await connectNodes(config);
     const first = (groups[0] as RemoteShardGroup).reported;
@@ -87,7 +89,7 @@ async function loadModel(config: ServeConfig, expected: GroupHealth['model']): P
   if (installed.version !== expected.version || installed.dimension !== expected.dimension) {
     throw new TesseraError('MODEL_MISMATCH', `the index was built with ${expected.id} ${expected.version} (${expected.dimension}-d); installed here is ${installed.version} (${installed.dimension}-d)`);
   }
-  const embedder = await Embedder.create(model, { device: parseDevice(config.device), preprocessThreads: 0 });
+  const embedder = await Embedder.create(model, { device: parseDevice(config.device), preprocessThreads: config.preprocessThreads });
   return { model, embedder };
 }
 

@@ -67,6 +67,8 @@ export interface SlideList {
   offset: number;
   limit: number;
   slides: SlideSummary[];
+  /** The `cursor` of the next page; null on the last page. */
+  nextCursor: string | null;
   /** Per field, value → number of slides. */
   facets: Record<string, Record<string, number>>;
   coverage: Coverage;
