@@ -2,7 +2,7 @@
  * Format detection and opening: the only place that knows which format module reads a file.
  */
 import { realpathSync, statSync } from 'node:fs';
-import { basename, isAbsolute, relative, resolve } from 'node:path';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { TesseraError, isTesseraError } from '../errors.js';
 import { hasDicomPreamble, openDicom } from './dicom.js';
 import { isDicomWebSeriesUrl, openDicomWeb, parseDicomWebSeriesUrl } from './dicomweb.js';
@@ -78,6 +78,8 @@ function resolveInsideRoots(path: string, name: string, roots: string[] | undefi
   try {
     realPath = realpathSync(path);
   } catch (error) {
+    // Outside the roots a missing file is refused like an existing one: the answer must not tell whether it exists.
+    if (roots !== undefined && !insideRealRoots(resolve(path), [...roots.map((root) => resolve(root)), ...realRootsOf(roots)])) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
     throw new TesseraError('SLIDE_NOT_FOUND', `${name}: no such file`, { cause: error });
   }
   if (roots !== undefined && !insideRoots(realPath, roots)) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
@@ -103,7 +105,8 @@ function realRootsOf(roots: string[]): string[] {
 function insideRealRoots(realPath: string, realRoots: string[]): boolean {
   return realRoots.some((realRoot) => {
     const rel = relative(realRoot, realPath);
-    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+    // `..foo` is a file in the root; only `..` itself or `../…` leaves it.
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
   });
 }
 
