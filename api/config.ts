@@ -3,8 +3,9 @@
  * JSON file, then trusted everywhere else. Nothing below reads process.env.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { TesseraError } from '../engine/index.js';
+import { readIndexInfo, TesseraError, type SlideSources } from '../engine/index.js';
 
 export type Role = 'all' | 'shard' | 'router';
 
@@ -34,10 +35,15 @@ export interface ServeConfig {
   nodes: string[];
   /** Replica URLs: `replicas[i]` serves the same shards as `nodes[i]` (comma-separated lists per node with `|`). */
   replicas: string[][];
-  /** Folders slide files must lie in. Default: the working directory. */
+  /**
+   * Folders slide files must lie in. Default: the slide folders recorded in the index when it
+   * was built; for an index without them (or a router), the working directory.
+   */
   slideRoots: string[];
-  /** DICOMweb service roots new-case series may be read from (config file `dicomWebServers`). Default: none. */
+  /** DICOMweb service roots slides and new-case series may be read from (config file `dicomWebServers`). Default: those recorded in the index. */
   dicomWebServers: string[];
+  /** Where slideRoots came from, for the start-up log. */
+  slideRootsFrom: 'flag' | 'config' | 'index' | 'working directory';
   /** API keys; empty: open access, allowed on a loopback host only. */
   keys: ApiKeyEntry[];
   /** Shared secret router → shard nodes (env TESSERA_CLUSTER_TOKEN). */
@@ -46,6 +52,13 @@ export interface ServeConfig {
   device: string;
   /** Search threads (default: one per core). */
   searchThreads?: number;
+  /**
+   * Worker threads decoding JPEG 2000 and JPEG-LS tiles (WebAssembly, synchronous); 1 decodes on
+   * the event loop. Default: half the cores, at least 2 (so decoding never blocks requests), at most 4.
+   */
+  decodeThreads: number;
+  /** Worker threads resizing and normalizing query images for the model; 0: on the event loop. Default: half the cores, 1 to 2. */
+  preprocessThreads: number;
   /** Time a fan-out may take before a node counts as missing. */
   deadlineMs: number;
   limits: {
@@ -148,6 +161,8 @@ export interface ServeFlags {
   'models-dir'?: string;
   device?: string;
   threads?: string;
+  'decode-threads'?: string;
+  'preprocess-threads'?: string;
   'deadline-ms'?: string;
   'no-viewer'?: boolean;
   'no-model'?: boolean;
@@ -171,6 +186,14 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
   if (flags.replicas !== undefined && replicas.length > nodes.length) throw invalid(`--replicas lists ${replicas.length} groups for ${nodes.length} nodes`);
   for (const url of replicas.flat()) checkUrl(url, '--replicas');
   const shards = flags.shards === undefined ? undefined : flags.shards.split(',').map((value) => integer(value.trim(), '--shards', 0, 4095));
+  const recorded = flags.index ? recordedSourcesOf(resolve(flags.index)) : undefined;
+  const slideRoots = flags['slide-roots']
+    ? { slideRoots: flags['slide-roots'].split(',').map((root) => resolve(root)), slideRootsFrom: 'flag' as const }
+    : file.slideRoots
+      ? { slideRoots: file.slideRoots, slideRootsFrom: 'config' as const }
+      : recorded
+        ? { slideRoots: recorded.folders, slideRootsFrom: 'index' as const }
+        : { slideRoots: [process.cwd()], slideRootsFrom: 'working directory' as const };
   return {
     role,
     host: flags.host ?? '127.0.0.1',
@@ -179,13 +202,15 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     ...(shards ? { shards } : {}),
     nodes,
     replicas: nodes.map((_, i) => replicas[i] ?? []),
-    slideRoots: flags['slide-roots'] ? flags['slide-roots'].split(',').map((root) => resolve(root)) : (file.slideRoots ?? [process.cwd()]),
-    dicomWebServers: (file.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
+    ...slideRoots,
+    dicomWebServers: (file.dicomWebServers ?? recorded?.dicomWebServers ?? []).map((url) => url.replace(/\/+$/, '')),
     keys: file.keys ?? [],
     ...(env.TESSERA_CLUSTER_TOKEN ? { clusterToken: env.TESSERA_CLUSTER_TOKEN } : {}),
     modelsDir: flags['models-dir'] ?? defaultModelsDir,
     device: flags.device ?? 'auto',
     ...(flags.threads ? { searchThreads: integer(flags.threads, '--threads', 1, 256) } : {}),
+    decodeThreads: flags['decode-threads'] ? integer(flags['decode-threads'], '--decode-threads', 1, 64) : Math.min(4, Math.max(2, Math.floor(availableParallelism() / 2))),
+    preprocessThreads: flags['preprocess-threads'] ? integer(flags['preprocess-threads'], '--preprocess-threads', 0, 64) : Math.min(2, Math.max(1, Math.floor(availableParallelism() / 2))),
     deadlineMs: flags['deadline-ms'] ? integer(flags['deadline-ms'], '--deadline-ms', 1, 600_000) : (file.deadlineMs ?? 2000),
     limits: { ...DEFAULT_LIMITS, ...file.limits },
     rateLimit: { perMinute: file.rateLimit?.perMinute ?? 600_000 },
@@ -193,6 +218,18 @@ export function buildConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, defaultMo
     embed: role !== 'shard' && !flags['no-model'],
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
   };
+}
+
+/**
+ * The slide sources index.json records, or undefined: no index there (startServer reports it),
+ * or one built before sources were recorded.
+ */
+function recordedSourcesOf(indexDir: string): SlideSources | undefined {
+  try {
+    return readIndexInfo(indexDir).sources;
+  } catch {
+    return undefined;
+  }
 }
 
 function integer(value: string, flag: string, min: number, max: number): number {

@@ -200,10 +200,16 @@ export const SlideSummaryReply = Type.Object({
   dziUrl: Type.String(),
 });
 
+/** Most slides in one page of GET /v1/slides. */
+export const MAX_SLIDE_PAGE = 500;
+/** Deepest offset: each shard sends offset + limit slides for it; cursors cost the same at any depth. */
+export const MAX_SLIDE_OFFSET = 10_000;
+
 export const SlideListQuery = Type.Object(
   {
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The `nextCursor` of the previous page: the page after it (any depth at the same cost)' })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SLIDE_OFFSET, description: `Slides to skip (at most ${MAX_SLIDE_OFFSET}; deeper, follow \`cursor\`)` })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SLIDE_PAGE, description: `Slides per page (default 50, at most ${MAX_SLIDE_PAGE})` })),
     q: Type.Optional(Type.String({ maxLength: 256 })),
     dataset: Type.Optional(Type.String({ maxLength: 256 })),
     organ: Type.Optional(Type.String({ maxLength: 256 })),
@@ -219,7 +225,8 @@ export const SlideListReply = Type.Object({
   offset: Type.Integer(),
   limit: Type.Integer(),
   slides: Type.Array(SlideSummaryReply),
-  facets: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer())),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  facets: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), { description: 'Per field, value → slides in the caller\'s datasets (not narrowed by the filters)' }),
   coverage: Coverage,
 });
 
@@ -237,3 +244,29 @@ export const RegionImageQuery = Type.Object(
 );
 
 export const SlideParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 600 }) });
+
+/** New cases: slide files under the slide roots that are not indexed (api/routes/cases.ts). */
+const CasePath = Type.String({ minLength: 1, maxLength: 600, description: 'A slide file (or DICOM folder) relative to a slide root, "/"-separated, or a DICOMweb series URL on a configured server, as GET /v1/cases lists it' });
+
+export const CaseListReply = Type.Object({
+  cases: Type.Array(Type.Object({ path: CasePath, source: Type.Union([Type.Literal('file'), Type.Literal('dicomweb')]), bytes: Type.Optional(Type.Integer({ description: 'File size (files only)' })) })),
+  truncated: Type.Boolean({ description: 'More files lie under the roots than one answer lists' }),
+  unreachableServers: Type.Integer({ description: 'Configured DICOMweb servers that could not be listed now' }),
+});
+
+export const CaseSummaryReply = Type.Object({
+  path: CasePath,
+  width: Type.Integer(),
+  height: Type.Integer(),
+  mpp: Type.Array(Type.Number(), { description: 'µm per level-0 pixel, [x, y]; 0 without calibration' }),
+  thumbnailUrl: Type.String(),
+  dziUrl: Type.String(),
+});
+
+export const CaseParams = Type.Object({ path: CasePath });
+
+export const CaseRegionSearchBody = Type.Object(
+  { slidePath: CasePath, x: Coordinate, y: Coordinate, width: Size, height: Size, ...SearchOptions, ...Feedback },
+  { additionalProperties: false },
+);
+export type CaseRegionSearchBody = Static<typeof CaseRegionSearchBody>;

@@ -22,6 +22,8 @@ const SERVE_OPTIONS = {
   'models-dir': { type: 'string' },
   device: { type: 'string' },
   threads: { type: 'string' },
+  'decode-threads': { type: 'string' },
+  'preprocess-threads': { type: 'string' },
   'deadline-ms': { type: 'string' },
   'no-viewer': { type: 'boolean' },
   'no-model': { type: 'boolean' },
@@ -32,8 +34,11 @@ export const SERVE_USAGE = `Usage:
   tessera serve --index INDEX [--host 127.0.0.1] [--port 8080]            one process, every local shard (role all)
   tessera serve --role shard --index INDEX [--shards 0,1] --port P        a shard node
   tessera serve --role router --nodes URL,URL [--replicas URL|URL,URL]    embeds queries, fans out, merges
-Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR, --models-dir DIR,
-  --device auto|cpu|cuda[:N], --threads N (search threads), --deadline-ms MS, --no-viewer,
+Options: --config FILE.json (API keys, slide roots, limits), --slide-roots DIR,DIR (default: the slide
+  folders and DICOMweb servers recorded in the index when it was built), --models-dir DIR,
+  --device auto|cpu|cuda[:N], --threads N (search threads), --decode-threads N (JPEG 2000 / JPEG-LS
+  decoding threads; 1: on the event loop; default half the cores, 2 to 4), --preprocess-threads N
+  (query-image preprocessing threads; 0: on the event loop; default half the cores, 1 to 2), --deadline-ms MS, --no-viewer,
   --no-model (serve queries by stored vectors only: tile references and slide mosaics).
 Environment: TESSERA_CLUSTER_TOKEN (router ↔ shard nodes), TESSERA_LOG_LEVEL, TESSERA_DICOMWEB_AUTHORIZATION
 (for new-case DICOMweb series on the config file's dicomWebServers).`;

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { augmentedRef, Cluster, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
+import { augmentedRef, Cluster, configureDecoding, Embedder, LocalShardGroup, parseDevice, RemoteShardGroup, resolveModel, TesseraError, type GroupHealth, type ShardGroup } from '../engine/index.js';
 import type { InstalledModel } from '../models/index.js';
 import { buildApp } from './app.js';
 import { isLoopback, type ServeConfig } from './config.js';
@@ -37,6 +37,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   if (config.keys.length === 0) app.log.warn({ host: config.host }, 'no API keys configured: open access, listening on a loopback address only');
   if (config.role === 'shard' && !config.clusterToken) app.log.warn('TESSERA_CLUSTER_TOKEN is not set: internal shard routes are open to anyone who can reach this node');
   app.log.info({ role: config.role, port, shards: services.cluster.groups.flatMap((group) => group.shardIds) }, 'serving');
+  if (services.local) logSlidesOutsideRoots(app, config, services.local.slidesOutsideRoots());
   return {
     url: `http://${host}:${port}`,
     app,
@@ -48,9 +49,18 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   };
 }
 
+/** The start-up line on slide roots: a count only, never a path (paths can hold patient identifiers). */
+function logSlidesOutsideRoots(app: FastifyInstance, config: ServeConfig, outside: number): void {
+  const fields = { slidesOutsideRoots: outside, slideRoots: config.slideRoots.length, dicomWebServers: config.dicomWebServers.length, slideRootsFrom: config.slideRootsFrom };
+  if (outside === 0) app.log.info(fields, 'every indexed slide lies under the slide roots');
+  else app.log.warn(fields, 'indexed slides lie outside the slide roots: their images answer 403 SLIDE_ACCESS_DENIED; serve with --slide-roots (or the config file\'s slideRoots and dicomWebServers) covering the folders they were indexed from');
+}
+
 async function openServices(config: ServeConfig): Promise<Services> {
   const metrics = new Metrics();
   const threads = config.searchThreads ?? availableParallelism();
+  // JPEG 2000 and JPEG-LS decoders are synchronous WebAssembly: off the event loop unless told otherwise.
+  configureDecoding({ decodeThreads: config.decodeThreads });
   if (config.role === 'router') {
     const groups = await connectNodes(config);
     const first = (groups[0] as RemoteShardGroup).reported;
@@ -79,7 +89,7 @@ async function loadModel(config: ServeConfig, expected: GroupHealth['model']): P
   if (installed.version !== expected.version || installed.dimension !== expected.dimension) {
     throw new TesseraError('MODEL_MISMATCH', `the index was built with ${expected.id} ${expected.version} (${expected.dimension}-d); installed here is ${installed.version} (${installed.dimension}-d)`);
   }
-  const embedder = await Embedder.create(model, { device: parseDevice(config.device), preprocessThreads: 0 });
+  const embedder = await Embedder.create(model, { device: parseDevice(config.device), preprocessThreads: config.preprocessThreads });
   return { model, embedder };
 }
 

@@ -6,3 +6,4 @@ export * from './embed/index.js';
 export * from './index/index.js';
 export * from './search/index.js';
 export * from './cluster/index.js';
+export * from './query/index.js';

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
-import { TesseraError, isDicomWebSeriesUrl, listDicomWebSeries } from '../engine/index.js';
+import { TesseraError, isDicomWebSeriesUrl, listDicomWebSeries, parseDicomWebSeriesUrl, type SlideSources } from '../engine/index.js';
 import { isMetaflex, slidesFromMetaflex } from './metaflex.js';
 
 const SLIDE_EXTENSIONS = new Set(['.svs', '.tif', '.tiff', '.ndpi', '.dcm', '.png', '.jpg', '.jpeg', '.ome.tif']);
@@ -29,7 +29,8 @@ export interface TileItem {
 
 const METADATA_COLUMNS = ['slide_id', 'path', 'patient_id', 'dataset', 'organ', 'stain', 'species', 'diagnosis'];
 
-function readCsv(path: string): Array<Record<string, string>> {
+/** Rows of a CSV table with a header line. @throws TesseraError INVALID_ARGUMENT naming the file */
+export function readCsv(path: string): Array<Record<string, string>> {
   try {
     return parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Array<Record<string, string>>;
   } catch (error) {
@@ -91,6 +92,29 @@ export async function discoverDicomWeb(base: string, studies: string[], series: 
       ...(record.seriesDescription ? { series_description: record.seriesDescription } : {}),
     }),
   }));
+}
+
+/**
+ * The folders and DICOMweb servers that items lie in, recorded in index.json as the default
+ * slide roots of a server: `folder` itself (the --slides or --tiles folder) for the files under
+ * it, each other file's own folder, and the service root of each DICOMweb series. Folders inside
+ * another listed one are dropped.
+ */
+export function sourcesOf(items: Array<{ path: string }>, folder: string | undefined): SlideSources {
+  const given = folder && existsSync(folder) && statSync(folder).isDirectory() ? resolve(folder) : undefined;
+  const folders = new Set<string>(given ? [given] : []);
+  const servers = new Set<string>();
+  for (const { path } of items) {
+    if (isDicomWebSeriesUrl(path)) servers.add(parseDicomWebSeriesUrl(path).base.replace(/\/+$/, ''));
+    else if (!given || !isInside(resolve(path), given)) folders.add(dirname(resolve(path)));
+  }
+  const sorted = [...folders].sort();
+  return { folders: sorted.filter((candidate) => !sorted.some((other) => other !== candidate && isInside(candidate, other))), dicomWebServers: [...servers].sort() };
+}
+
+function isInside(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 /** A list of paths is text; a slide file given as --slides is not (TIFF and DICOM headers hold NUL bytes early). */

@@ -27,6 +27,7 @@ import {
   openSlide,
   readGridTile,
   readIndexInfo,
+  recordSources,
   resolveModel,
   shardOf,
   type DeviceRequest,
@@ -40,7 +41,7 @@ import {
   type SlideTile,
   type TileSpec,
 } from '../engine/index.js';
-import { discoverSlides, discoverTiles, type SlideItem, type TileItem } from './discover.js';
+import { discoverSlides, discoverTiles, sourcesOf, type SlideItem, type TileItem } from './discover.js';
 import { Progress } from './progress.js';
 
 /** Tile images (one tile each) commit in groups of this many tiles… */
@@ -108,6 +109,8 @@ export async function runIndex(options: IndexRunOptions): Promise<RunReport> {
   const model = resolveModel(options.modelId, options.modelsDir);
   const info = createOrCheckIndex(options.out, { shards: options.shards, model: augmentedRef(model.manifest), tile: { mpp: options.tile.mpp, sizePx: options.tile.sizePx } });
   const { items, mine } = itemsOf(options, info.shards);
+  // A server started anywhere reads these by default (issue 15).
+  await recordSources(options.out, sourcesOf(items, options.tiles ?? options.slides));
   const owned = ownedShards(info.shards, options.partition);
   const store = IndexStore.open(options.out, { shards: owned });
   const readThreads = options.readThreads ?? availableParallelism();

@@ -1,12 +1,13 @@
 /** POST /v1/cohorts: slides like an example, filtered, as JSON or CSV. */
 import type { FastifyInstance } from 'fastify';
-import { rankSlides } from '../../engine/index.js';
 import { CohortBody, CohortReply, ErrorBody } from '../schemas.js';
-import type { Services } from '../services.js';
-import { slideQuery } from './search.js';
-import { accessOf, observeSearch, scopedSearch } from './shared.js';
+import { queryService, type Services } from '../services.js';
+import { slideQueryJson, slideQuestion } from './search.js';
+import { accessOf, querySettings } from './shared.js';
 
 export async function cohortRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const queries = queryService(services);
+
   app.post<{ Body: CohortBody }>(
     '/v1/cohorts',
     {
@@ -20,20 +21,18 @@ export async function cohortRoutes(app: FastifyInstance, services: Services): Pr
       },
     },
     async (request, reply) => {
-      const access = accessOf(request);
+      const { datasets } = accessOf(request);
       const body = request.body;
-      const k = body.k ?? 100;
-      const { vectors, query, querySlide } = await slideQuery(services, request, body);
-      // Each query tile brings enough tiles that k distinct slides can appear.
-      const result = await services.cluster.search(vectors, scopedSearch(access, { ...body, k: Math.min(1000, Math.max(50, k * 5)) }, querySlide));
-      observeSearch(services, result);
-      const slides = rankSlides(result.hits, { k }).map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), metadata: match.metadata }));
+      const settings = querySettings(body, body.k ?? 100);
+      const answer = await queries.cohort(await slideQuestion(services, body), settings, datasets);
+      const slides = answer.matches.map((match) => ({ slideId: match.slideId, score: Number(match.score.toFixed(6)), metadata: match.metadata }));
+      const { querySlide } = answer;
       if (querySlide && body.includeQuery) slides.unshift({ slideId: querySlide.slideId, score: 1, metadata: querySlide.metadata });
       if (request.headers.accept?.includes('text/csv')) {
         void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="tessera-cohort.csv"');
         return reply.send(cohortCsv(slides));
       }
-      return { query, slides, coverage: result.coverage };
+      return { query: slideQueryJson(answer.query, {}), slides, coverage: answer.coverage };
     },
   );
 }

@@ -5,19 +5,21 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Coverage } from '../../engine/index.js';
+import type { Coverage, LabelledTileQuery, QueryService } from '../../engine/index.js';
 import type { Access } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { bytesFromBase64, decodeQueryImage } from '../query-images.js';
 import { Coverage as CoverageSchema, ErrorBody, HardNegativesBody, Hit } from '../schemas.js';
-import { embedImages, regionVector, type Services } from '../services.js';
+import { queryService, type Services } from '../services.js';
 import { Type } from 'typebox';
-import { accessOf, hitJson, observeSearch, scopedSearch } from './shared.js';
+import { accessOf, hitJson, querySettings } from './shared.js';
 
 /** Queries resolved and searched together; bounds memory and lets the first lines out early. */
 const CHUNK = 64;
 
 export async function hardNegativeRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const queries = queryService(services);
+
   app.post<{ Body: HardNegativesBody }>(
     '/v1/hard-negatives',
     {
@@ -40,9 +42,10 @@ export async function hardNegativeRoutes(app: FastifyInstance, services: Service
       const access = accessOf(request);
       const body = request.body;
       const labelField = body.labelField ?? 'label';
+      // Checked here too (the service refuses it as well) so that the refusal is BAD_REQUEST before any work.
       if (body.filter && labelField in body.filter) throw new ApiError('BAD_REQUEST', `the filter must not name the label field "${labelField}": it is set per query`);
       if (body.queries.length > services.config.limits.queriesPerRequest) throw new ApiError('PAYLOAD_TOO_LARGE', `at most ${services.config.limits.queriesPerRequest} queries per request`);
-      const chunks = runChunks(services, request, access, body, labelField);
+      const chunks = runChunks(services, queries, request, access, body);
       if (request.headers.accept?.includes('application/x-ndjson')) {
         // The first chunk runs before the status goes out, so a bad first query is still a 4xx.
         const first = await chunks.next();
@@ -70,42 +73,27 @@ interface Line {
   results: Hit[];
 }
 
-async function* runChunks(services: Services, request: FastifyRequest, access: Access, body: HardNegativesBody, labelField: string): AsyncGenerator<{ lines: Line[]; coverage: Coverage }> {
+async function* runChunks(services: Services, queries: QueryService, request: FastifyRequest, access: Access, body: HardNegativesBody): AsyncGenerator<{ lines: Line[]; coverage: Coverage }> {
+  const settings = { ...querySettings(body, body.k ?? 10), labelField: body.labelField };
   for (let start = 0; start < body.queries.length; start += CHUNK) {
-    const queries = body.queries.slice(start, start + CHUNK);
-    const vectors = await Promise.all(queries.map((query, i) => queryVector(services, access, query, start + i)));
-    // Queries sharing a label share a filter, so they go to the shards as one batch.
-    const byLabel = new Map<string, number[]>();
-    queries.forEach((query, i) => byLabel.set(query.label, [...(byLabel.get(query.label) ?? []), i]));
-    const lines: Line[] = new Array(queries.length);
-    let coverage: Coverage | undefined;
-    for (const [label, members] of byLabel) {
-      const filter = { ...(body.filter ?? {}), [labelField]: { not: label } };
-      const result = await services.cluster.search(
-        members.map((i) => vectors[i] as Float32Array),
-        scopedSearch(access, { k: body.k ?? 10, ef: body.ef, filter }),
-      );
-      observeSearch(services, result);
-      coverage = worst(coverage, result.coverage);
-      members.forEach((i, j) => {
-        lines[i] = { index: start + i, label, results: (result.hits[j] ?? []).map(hitJson) };
-      });
-    }
-    request.log.debug({ queries: queries.length }, 'hard negatives chunk');
-    yield { lines, coverage: coverage ?? { answered: 0, total: 0, missing: [] } };
+    const chunk = await Promise.all(body.queries.slice(start, start + CHUNK).map((query, i) => labelledQuery(services, query, start + i)));
+    const answer = await queries.hardNegatives(chunk, settings, access.datasets);
+    const lines = chunk.map((query, i) => ({ index: start + i, label: query.label, results: (answer.hits[i] ?? []).map(hitJson) }));
+    request.log.debug({ queries: chunk.length }, 'hard negatives chunk');
+    yield { lines, coverage: answer.coverage };
   }
 }
 
-async function queryVector(services: Services, access: Access, query: HardNegativesBody['queries'][number], index: number): Promise<Float32Array> {
+/** A query of the body as the query service takes it, its image decoded. @throws ApiError BAD_REQUEST, IMAGE_INVALID */
+async function labelledQuery(services: Services, query: HardNegativesBody['queries'][number], index: number): Promise<LabelledTileQuery> {
   if (query.image !== undefined) {
-    const image = await decodeQueryImage(bytesFromBase64(query.image, `queries[${index}].image`), services.config.limits.uploadPixels);
-    return (await embedImages(services, [image]))[0] as Float32Array;
+    return { label: query.label, query: { image: await decodeQueryImage(bytesFromBase64(query.image, `queries[${index}].image`), services.config.limits.uploadPixels) } };
   }
   const { slideId, x, y, width, height } = query;
   if (slideId === undefined || x === undefined || y === undefined || width === undefined || height === undefined) {
     throw new ApiError('BAD_REQUEST', `queries[${index}]: give an image, or slideId with x, y, width and height`);
   }
-  return (await regionVector(services, access, { slideId, x, y, width, height })).vector;
+  return { label: query.label, query: { slideId, x, y, width, height } };
 }
 
 function worst(a: Coverage | undefined, b: Coverage): Coverage {

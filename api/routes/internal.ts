@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -13,31 +13,32 @@ import { RELOAD_DEADLINE } from './system.js';
 const Datasets = Type.Union([Type.Array(Type.String()), Type.Null()]);
 const Rect = Type.Object({ x: Type.Integer({ minimum: 0 }), y: Type.Integer({ minimum: 0 }), width: Type.Integer({ minimum: 1 }), height: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 const hide = { hide: true };
+/** Most query vectors in one search (hard negatives send them in batches). */
+const MAX_QUERIES = 4096;
 
 export async function internalRoutes(app: FastifyInstance, services: Services, local: LocalShardGroup, reloads: ReloadGate): Promise<void> {
   const dimension = services.cluster.index.model.dimension;
 
-  app.post<{ Body: { queries: string[]; request: ScopedSearch } }>(
-    '/internal/v1/search',
-    { schema: { ...hide, body: Type.Object({ queries: Type.Array(Type.String(), { maxItems: 4096 }), request: Type.Object({ k: Type.Integer({ minimum: 1, maximum: 1000 }) }, { additionalProperties: true }) }) } },
-    async (request) => {
-      const vectors = request.body.queries.map((text) => {
-        const vector = vectorFromBase64(text, dimension);
-        if (!vector) throw new ApiError('BAD_REQUEST', `query vectors must be ${dimension} float32 values, base64`);
-        return vector;
-      });
-      const result = await local.search(vectors, request.body.request);
-      services.metrics.observeShards(result.shardMs);
-      return result;
-    },
-  );
+  // Binary bodies (engine/cluster/wire.ts): searches framed with their queries, read whole here.
+  app.addContentTypeParser(SEARCH_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.post<{ Body: Buffer }>('/internal/v1/search', { schema: { ...hide } }, async (request) => {
+    if (!Buffer.isBuffer(request.body)) throw new ApiError('BAD_REQUEST', `a search body is ${SEARCH_CONTENT_TYPE}`);
+    const search = decodeSearch(request.body, dimension);
+    if ('problem' in search) throw new ApiError('BAD_REQUEST', search.problem);
+    if (search.queries.length > MAX_QUERIES) throw new ApiError('BAD_REQUEST', `at most ${MAX_QUERIES} queries a search, got ${search.queries.length}`);
+    const result = await local.search(search.queries, search.request);
+    services.metrics.observeShards(result.shardMs);
+    return result;
+  });
 
   app.post<{ Body: { slideId: string; selection: { rect: { x: number; y: number; width: number; height: number } } | { mosaic: true }; datasets: string[] | null } }>(
     '/internal/v1/vectors',
     { schema: { ...hide, body: Type.Object({ slideId: Type.String(), selection: Type.Union([Type.Object({ rect: Rect }), Type.Object({ mosaic: Type.Literal(true) })]), datasets: Datasets }) } },
-    async (request) => {
+    async (request, reply) => {
       const vectors = await local.storedVectors(request.body.slideId, request.body.selection, request.body.datasets);
-      return { vectors: vectors && vectors.map(vectorToBase64) };
+      if (!vectors) return reply.status(204).send();
+      return reply.type(BINARY_CONTENT_TYPE).send(vectorsToBytes(vectors));
     },
   );
 
@@ -45,16 +46,32 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     slide: (await local.slide(request.body.slideId, request.body.datasets)) ?? null,
   }));
 
-  app.post<{ Body: { datasets: string[] | null } }>('/internal/v1/slides', { schema: { ...hide, body: Type.Object({ datasets: Datasets }) } }, async (request) => ({
-    slides: await local.slides(request.body.datasets),
-  }));
+  app.post<{ Body: SlidePageQuery }>(
+    '/internal/v1/slide-page',
+    {
+      schema: {
+        ...hide,
+        body: Type.Object({
+          after: Type.Optional(Type.String()),
+          limit: Type.Integer({ minimum: 0, maximum: 100_000 }),
+          where: Type.Optional(Type.Record(Type.String(), Type.String())),
+          text: Type.Optional(Type.String()),
+          datasets: Datasets,
+        }),
+      },
+    },
+    async (request) => local.slidePage(request.body),
+  );
+
+  app.post<{ Body: { datasets: string[] | null } }>('/internal/v1/slide-totals', { schema: { ...hide, body: Type.Object({ datasets: Datasets }) } }, async (request) => local.slideTotals(request.body.datasets));
 
   app.post<{ Body: { slideId: string; rect: { x: number; y: number; width: number; height: number }; datasets: string[] | null } }>(
     '/internal/v1/region',
     { schema: { ...hide, body: Type.Object({ slideId: Type.String(), rect: Rect, datasets: Datasets }) } },
-    async (request) => {
+    async (request, reply) => {
+      // Reduced on this node to what the embedder takes (LocalShardGroup.readRegion): raw RGB, not base64 JSON.
       const image = await local.readRegion(request.body.slideId, request.body.rect, request.body.datasets);
-      return { width: image.width, height: image.height, pixels: image.data.toString('base64') };
+      return reply.type(BINARY_CONTENT_TYPE).header(REGION_WIDTH_HEADER, image.width).header(REGION_HEIGHT_HEADER, image.height).send(image.data);
     },
   );
 

@@ -1,10 +1,9 @@
-/** What the search routes share: the scoped search they send to shards, and hits as the API shows them. */
+/** What the search routes share: the caller's access, the filter check, and hits as the API shows them. */
 import type { FastifyRequest } from 'fastify';
-import { parseFilter, type ClusterSearchResult, type ScopedSearch, type SlideSummary, type TileHit } from '../../engine/index.js';
+import { parseFilter, type QuerySettings, type TileHit } from '../../engine/index.js';
 import type { Access } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { Hit } from '../schemas.js';
-import type { Services } from '../services.js';
 
 /** The request's access (set by the auth hook on every /v1 route). */
 export function accessOf(request: FastifyRequest): Access {
@@ -13,35 +12,18 @@ export function accessOf(request: FastifyRequest): Access {
   return access;
 }
 
-export interface QueryOptions {
-  k: number;
-  ef?: number | undefined;
-  filter?: Record<string, unknown> | undefined;
-  exclude?: { slides?: string[] | undefined; ownSlide?: boolean | undefined; ownPatient?: boolean | undefined } | undefined;
-}
-
 /**
- * The search shards run for this caller: the user's filter (checked here, so a bad one is a 400
- * before any fan-out), exclusions, and the caller's datasets.
+ * The settings of a search body, its filter checked first so that a bad one is a 400
+ * BAD_REQUEST before anything is read or embedded.
+ * @throws ApiError BAD_REQUEST
  */
-export function scopedSearch(access: Access, options: QueryOptions, querySlide?: SlideSummary): ScopedSearch {
+export function querySettings(body: Omit<QuerySettings, 'k'>, k: number): QuerySettings {
   try {
-    parseFilter(options.filter);
+    parseFilter(body.filter);
   } catch (error) {
     throw new ApiError('BAD_REQUEST', (error as Error).message);
   }
-  const excludeSlides = [...(options.exclude?.slides ?? [])];
-  if (querySlide && (options.exclude?.ownSlide ?? true)) excludeSlides.push(querySlide.slideId);
-  const patient = querySlide?.metadata.patient_id;
-  const excludePatients = querySlide && options.exclude?.ownPatient && patient ? [patient] : [];
-  return {
-    k: options.k,
-    ...(options.ef === undefined ? {} : { ef: options.ef }),
-    ...(options.filter ? { filter: options.filter } : {}),
-    ...(excludeSlides.length ? { excludeSlides } : {}),
-    ...(excludePatients.length ? { excludePatients } : {}),
-    datasets: access.datasets,
-  };
+  return { k, ef: body.ef, filter: body.filter, exclude: body.exclude };
 }
 
 export function slideUrl(slideId: string): string {
@@ -63,10 +45,4 @@ export function hitJson(hit: TileHit): Hit {
     imageUrl: `${slideUrl(tile.slideId)}/region?x=${tile.x}&y=${tile.y}&width=${tile.width}&height=${tile.height}&size=224`,
     slideUrl: slideUrl(tile.slideId),
   };
-}
-
-/** Records a fan-out's time per shard, and counts it when it came back without every shard. */
-export function observeSearch(services: Services, result: Pick<ClusterSearchResult, 'shardMs' | 'coverage'>): void {
-  services.metrics.observeShards(result.shardMs);
-  if (result.coverage.answered < result.coverage.total) services.metrics.partialResults.inc();
 }

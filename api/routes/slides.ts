@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import type { Slide, SlideSummary } from '../../engine/index.js';
+import { FACET_FIELDS, type Slide, type SlideSummary } from '../../engine/index.js';
 import type { Access } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { ErrorBody, RegionImageQuery, SlideListQuery, SlideListReply, SlideParams, SlideSummaryReply } from '../schemas.js';
@@ -13,7 +13,6 @@ import { notFound, type Services } from '../services.js';
 import { dziTile, dziXml, region, thumbnail } from '../slide-images.js';
 import { accessOf, slideUrl } from './shared.js';
 
-const FACET_FIELDS = ['dataset', 'organ', 'stain', 'species', 'diagnosis'] as const;
 const THUMBNAIL_CACHE = 256;
 /** Encoded Deep Zoom tiles kept in memory: viewers of one slide ask for the same few tiles. */
 const DZI_CACHE_BYTES = 64 * 2 ** 20;
@@ -24,18 +23,32 @@ export async function slideRoutes(app: FastifyInstance, services: Services): Pro
 
   app.get<{ Querystring: Static<typeof SlideListQuery> }>(
     '/v1/slides',
-    { schema: { summary: 'List slides', tags: ['slides'], querystring: SlideListQuery, response: { 200: SlideListReply, 400: ErrorBody, 401: ErrorBody } } },
+    {
+      schema: {
+        summary: 'List slides (pages in slide-id order, counts, facets)',
+        description: 'Each shard answers from its own listing: a page costs the same at any depth when followed by `cursor`. Filters are exact metadata values; `q` is a substring of the id or any metadata value (a scan of the matching slides).',
+        tags: ['slides'],
+        querystring: SlideListQuery,
+        response: { 200: SlideListReply, 400: ErrorBody, 401: ErrorBody },
+      },
+    },
     async (request) => {
       const access = accessOf(request);
-      const { offset = 0, limit = 50, q } = request.query;
-      const { slides, coverage } = await services.cluster.slides(access.datasets);
-      const needle = q?.toLowerCase();
-      const matching = slides.filter(
-        (slide) =>
-          FACET_FIELDS.every((field) => request.query[field] === undefined || slide.metadata[field] === request.query[field]) &&
-          (!needle || slide.slideId.toLowerCase().includes(needle) || Object.values(slide.metadata).some((value) => value.toLowerCase().includes(needle))),
-      );
-      return { total: matching.length, offset, limit, slides: matching.slice(offset, offset + limit).map(summaryJson), facets: facetsOf(slides), coverage };
+      const { cursor, offset, limit = 50, q } = request.query;
+      if (cursor !== undefined && offset !== undefined) throw new ApiError('BAD_REQUEST', 'give either cursor or offset, not both');
+      const where: Record<string, string> = {};
+      for (const field of FACET_FIELDS) {
+        const value = request.query[field];
+        if (value !== undefined) where[field] = value;
+      }
+      const skip = offset ?? 0;
+      const after = cursor === undefined ? undefined : slideIdOfCursor(cursor);
+      // An offset asks every shard for its first offset + limit slides (bounded by MAX_SLIDE_OFFSET).
+      const page = await services.cluster.slidePage({ limit: skip + limit, where, datasets: access.datasets, ...(after !== undefined ? { after } : {}), ...(q ? { text: q } : {}) });
+      const slides = page.slides.slice(skip);
+      const last = slides[slides.length - 1];
+      const nextCursor = page.more && last ? cursorOf(last.slideId) : null;
+      return { total: page.total, offset: skip, limit, slides: slides.map(summaryJson), nextCursor, facets: page.facets, coverage: page.coverage };
     },
   );
 
@@ -156,17 +169,16 @@ function summaryJson(summary: SlideSummary) {
   return { ...summary, thumbnailUrl: `${slideUrl(summary.slideId)}/thumbnail`, dziUrl: `${slideUrl(summary.slideId)}.dzi` };
 }
 
-function facetsOf(slides: SlideSummary[]): Record<string, Record<string, number>> {
-  const facets: Record<string, Record<string, number>> = {};
-  for (const field of FACET_FIELDS) {
-    const counts: Record<string, number> = {};
-    for (const slide of slides) {
-      const value = slide.metadata[field];
-      if (value !== undefined && value !== '') counts[value] = (counts[value] ?? 0) + 1;
-    }
-    facets[field] = counts;
-  }
-  return facets;
+/** A page cursor: the last slide id of the page, base64url (opaque to clients, safe in a URL). */
+function cursorOf(slideId: string): string {
+  return Buffer.from(slideId, 'utf8').toString('base64url');
+}
+
+/** @throws ApiError BAD_REQUEST when the cursor is not one this API made */
+function slideIdOfCursor(cursor: string): string {
+  const slideId = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  if (!slideId || cursorOf(slideId) !== cursor) throw new ApiError('BAD_REQUEST', `cursor "${cursor.slice(0, 64)}" is not a nextCursor of GET /v1/slides`);
+  return slideId;
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Health, readiness, metrics, models, the index and the caller's session. */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import { indexRecall } from '../../engine/index.js';
 import { listModels } from '../../models/index.js';
 import type { KeyRing } from '../auth.js';
 import { ApiError } from '../errors.js';
@@ -50,13 +51,30 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
 
   app.get(
     '/v1/index',
-    { schema: { summary: 'Shards, counts, model and tile grid (per-shard counts for keys that see every dataset)', tags: ['system'], response: { 200: Type.Object({ index: Type.Unknown(), groups: Type.Unknown(), totals: Type.Object({ slides: Type.Integer(), tiles: Type.Integer() }) }), 401: ErrorBody } } },
+    {
+      schema: {
+        summary: 'Shards, counts, model, tile grid and served recall (per-shard counts and recall for keys that see every dataset)',
+        description: 'recall: over the shards that answered, the lowest and the tile-weighted mean recall@10 their segments measured against exact search when built (exact tails count as 1); per shard, each segment\'s tuned ef and recall under groups[].shards[].recall.',
+        tags: ['system'],
+        response: {
+          200: Type.Object({
+            index: Type.Unknown(),
+            groups: Type.Unknown(),
+            totals: Type.Object({ slides: Type.Integer(), tiles: Type.Integer() }),
+            recall: Type.Object({ min: Type.Union([Type.Number(), Type.Null()]), mean: Type.Union([Type.Number(), Type.Null()]), targets: Type.Array(Type.Number()), unmeasuredVectors: Type.Integer() }),
+          }),
+          401: ErrorBody,
+        },
+      },
+    },
     async (request) => {
       const access = accessOf(request);
       const groups = await services.cluster.health();
       // Counts per dataset would say what exists outside a key's scope: scoped keys see their own totals only.
-      const { slides } = await services.cluster.slides(access.datasets);
-      return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0) } };
+      const { slides, tiles } = await services.cluster.slideTotals(access.datasets);
+      // Recall says nothing of what a dataset holds: every key sees the index-wide figures.
+      const recall = indexRecall(groups.flatMap((group) => ('error' in group ? [] : group.shards.map((shard) => shard.recall))));
+      return { index: services.cluster.index, groups: access.datasets ? [] : groups, totals: { slides, tiles }, recall };
     },
   );
 
@@ -82,9 +100,9 @@ export async function systemRoutes(app: FastifyInstance, services: Services, key
           if (failed.length > 0) throw new ApiError('SHARD_UNAVAILABLE', `reload failed on ${failed.map((outcome) => `${outcome.location} (shards ${outcome.shards.join(',')}): ${outcome.error}`).join('; ')}; the others reloaded`);
         }
       });
-      const { slides, coverage } = await services.cluster.slides(null);
-      request.log.info({ slides: slides.length, ms: Math.round(performance.now() - started) }, 'index reloaded');
-      return { slides: slides.length, tiles: slides.reduce((sum, slide) => sum + slide.tiles, 0), coverage, tookMs: Math.round(performance.now() - started) };
+      const { slides, tiles, coverage } = await services.cluster.slideTotals(null);
+      request.log.info({ slides, ms: Math.round(performance.now() - started) }, 'index reloaded');
+      return { slides, tiles, coverage, tookMs: Math.round(performance.now() - started) };
     },
   );
 }

@@ -5,9 +5,9 @@
  * to the group holding the slide's shard.
  */
 import { TesseraError } from '../errors.js';
-import { mergeHits, shardOf, type IndexInfo, type TileHit } from '../index/index.js';
+import { mergeHits, shardOf, type IndexInfo, type SlidePageQuery, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
-import type { BaseRect, GroupHealth, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
+import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 
 export interface Coverage {
   /** Shards that answered. */
@@ -117,17 +117,38 @@ export class Cluster {
     }
   }
 
-  /** Every slide in scope, from every group that answers; sorted by slide id. */
-  async slides(datasets: string[] | null): Promise<{ slides: SlideSummary[]; coverage: Coverage }> {
-    const answers = await Promise.allSettled(this.groups.map((group) => group.slides(datasets)));
+  /**
+   * A page of slides in id order after `query.after`, merged from every group's page (each
+   * answered by its shards' listings), with counts and facets summed; groups that fail are
+   * reported in `coverage` and their slides left out.
+   */
+  async slidePage(query: SlidePageQuery): Promise<GroupSlidePage & { coverage: Coverage }> {
+    const answers = await Promise.allSettled(this.groups.map((group) => group.slidePage(query)));
     const missing: number[] = [];
-    const slides: SlideSummary[] = [];
+    const pages: GroupSlidePage[] = [];
     answers.forEach((answer, i) => {
-      if (answer.status === 'fulfilled') slides.push(...answer.value);
+      if (answer.status === 'fulfilled') pages.push(answer.value);
       else missing.push(...(this.groups[i] as ShardGroup).shardIds);
     });
-    slides.sort((a, b) => (a.slideId < b.slideId ? -1 : a.slideId > b.slideId ? 1 : 0));
-    return { slides, coverage: { answered: this.index.shards - missing.length, total: this.index.shards, missing } };
+    return { ...mergeSlidePages(pages, query.limit), coverage: this.coverageMissing(missing) };
+  }
+
+  /** Slides and tiles in the datasets, summed over the groups that answer. */
+  async slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number; coverage: Coverage }> {
+    const answers = await Promise.allSettled(this.groups.map((group) => group.slideTotals(datasets)));
+    const missing: number[] = [];
+    const totals = { slides: 0, tiles: 0 };
+    answers.forEach((answer, i) => {
+      if (answer.status === 'fulfilled') {
+        totals.slides += answer.value.slides;
+        totals.tiles += answer.value.tiles;
+      } else missing.push(...(this.groups[i] as ShardGroup).shardIds);
+    });
+    return { ...totals, coverage: this.coverageMissing(missing) };
+  }
+
+  private coverageMissing(missing: number[]): Coverage {
+    return { answered: this.index.shards - missing.length, total: this.index.shards, missing: missing.sort((a, b) => a - b) };
   }
 
   async health(): Promise<Array<GroupHealth | { location: string; error: string; shards: readonly number[] }>> {

@@ -8,13 +8,15 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import sharp from 'sharp';
 import { TesseraError } from '../errors.js';
-import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
+import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
-import { SearchQueue } from './search-queue.js';
-import type { SearchTask } from './search-tasks.js';
-import { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { shardRecall } from './recall.js';
+import { SearchQueue, type SearchRunner } from './search-queue.js';
+import { openSearchTasks, type SearchTask, type SearchTasks } from './search-tasks.js';
+import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
@@ -22,7 +24,11 @@ const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
 export interface LocalGroupOptions {
   /** Shards to serve (default: those present). */
   shards?: number[];
-  /** Search threads (default: one per core). */
+  /**
+   * Search threads (default: one per core). 0: search on the calling thread, for one-shot commands
+   * (starting a search thread costs more than their few searches: ~1.4 s on the loaded 2-core
+   * machine), never for a server, whose event loop must stay free.
+   */
   threads?: number;
   /** Folders slide files must lie in; undefined: anywhere. */
   slideRoots?: string[];
@@ -34,7 +40,7 @@ export interface LocalGroupOptions {
 interface Generation {
   store: IndexStore;
   /** One pool of one thread per share of the parts; threads that were given no part are not started. */
-  pools: Piscina[];
+  pools: SearchRunner[];
   queues: SearchQueue[];
   slideFiles: SlideFiles;
 }
@@ -145,15 +151,22 @@ export class LocalShardGroup implements ShardGroup {
     return found && summaryOf(found.record, found.shard.index);
   }
 
-  async slides(datasets: string[] | null): Promise<SlideSummary[]> {
-    const scope = datasets && new Set(datasets);
-    return this.current.store.shards.flatMap((shard) =>
-      shard
-        .slideIds()
-        .map((id) => shard.slide(id) as SlideRecord)
-        .filter((record) => !scope || scope.has(datasetOf(record.metadata)))
-        .map((record) => summaryOf(record, shard.index)),
-    );
+  async slidePage(query: SlidePageQuery): Promise<GroupSlidePage> {
+    const pages = this.current.store.shards.map((shard) => {
+      const page = shard.slidePage(query);
+      return { slides: page.records.map((record) => summaryOf(record, shard.index)), total: page.total, facets: page.facets, more: page.more };
+    });
+    return mergeSlidePages(pages, query.limit);
+  }
+
+  async slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }> {
+    const totals = { slides: 0, tiles: 0 };
+    for (const shard of this.current.store.shards) {
+      const counts = shard.slideTotals(datasets);
+      totals.slides += counts.slides;
+      totals.tiles += counts.tiles;
+    }
+    return totals;
   }
 
   async readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage> {
@@ -164,7 +177,14 @@ export class LocalShardGroup implements ShardGroup {
     const tile = { baseX: rect.x, baseY: rect.y, baseWidth: rect.width, baseHeight: rect.height, tissue: 1 };
     const spec = store.info.tile;
     const sizePx = Math.max(1, Math.round((rect.width * found.record.mpp[0]) / spec.mpp));
-    return readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
+    const region = await readGridTile(slide, tile, { mpp: spec.mpp, sizePx }, { resize: false });
+    return reducedToTile(region, spec.sizePx);
+  }
+
+  /** Indexed slides whose files (or series) lie outside the slide roots (or DICOMweb servers): their images cannot be served. */
+  slidesOutsideRoots(): number {
+    const { store, slideFiles } = this.current;
+    return slideFiles.countUnreadable(store.shards.flatMap((shard) => shard.slideIds().map((id) => (shard.slide(id) as SlideRecord).path)));
   }
 
   /** The record and shard of a slide in scope, for the API's image routes. */
@@ -176,7 +196,7 @@ export class LocalShardGroup implements ShardGroup {
     const { info } = this.store;
     return {
       location: this.location,
-      shards: this.store.shards.map((shard) => ({ shard: shard.index, slides: shard.slideCount, tiles: shard.tileCount })),
+      shards: this.store.shards.map((shard) => ({ shard: shard.index, slides: shard.slideCount, tiles: shard.tileCount, recall: shardRecall(shard.segments, shard.tailTiles) })),
       model: info.model,
       index: { shards: info.shards, tile: info.tile, hnsw: info.hnsw, metric: info.metric },
     };
@@ -187,6 +207,18 @@ export class LocalShardGroup implements ShardGroup {
     this.retired.clear();
     await Promise.all(open.map(closeGeneration));
   }
+}
+
+/**
+ * A region read at the index's resolution, stretched to the tile size as the embedder stretches
+ * its input (fit fill): what a tile of the index was when it was embedded. Done where the region
+ * is read, so a router gets 224² pixels rather than up to 64 MP. With the default grid (224 px)
+ * and a 224 px model this is the one resize the embedder would have done itself.
+ */
+async function reducedToTile(region: RgbImage, sizePx: number): Promise<RgbImage> {
+  if (region.width === sizePx && region.height === sizePx) return region;
+  const data = await sharp(region.data, { raw: { width: region.width, height: region.height, channels: 3 } }).resize(sizePx, sizePx, { fit: 'fill' }).raw().toBuffer();
+  return { data, width: sizePx, height: sizePx };
 }
 
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {
@@ -210,19 +242,16 @@ async function openGeneration(indexDir: string, options: LocalGroupOptions): Pro
 
 async function openGenerationOnce(indexDir: string, options: LocalGroupOptions): Promise<Generation> {
   const store = IndexStore.open(indexDir, { readOnly: true, graph: false, ...(options.shards ? { shards: options.shards } : {}) });
+  // Sorts each shard's slide listing now (0.7–1 s per 500k slides), not on the first list request after a start or reload.
+  for (const shard of store.shards) shard.slidePage({ limit: 0, datasets: null });
   const threads = options.threads ?? availableParallelism();
   const shards = store.shards.map((shard) => shard.index);
-  const plans = planParts(store.shards, threads).filter((plan) => plan.size > 0);
-  const pools = plans.map(
-    (plan) =>
-      new Piscina({
-        filename: WORKER,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Number.POSITIVE_INFINITY,
-        workerData: { indexDir, shards: [...plan.keys()], parts: [...plan.entries()] },
-      }),
-  );
+  const plans = planParts(store.shards, Math.max(1, threads)).filter((plan) => plan.size > 0);
+  const pools: SearchRunner[] = plans.map((plan) => {
+    const workerData = { indexDir, shards: [...plan.keys()], parts: [...plan.entries()] };
+    if (threads === 0) return callingThreadRunner(workerData);
+    return new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.POSITIVE_INFINITY, workerData });
+  });
   const describe = `local shards ${shards.join(',')}`;
   const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
@@ -233,6 +262,21 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
     throw new TesseraError('INDEX_CORRUPT', `${indexDir}: a search thread could not open the shards: ${(error as Error).message}`, { cause: error, transient });
   }
   return generation;
+}
+
+/**
+ * A search thread's tasks run on the calling thread: the same code without the thread. Its parts
+ * open on the first task (the start-up ping), so that a failure to open them surfaces as a search
+ * thread's would.
+ */
+function callingThreadRunner(workerData: { indexDir: string; shards: number[]; parts: Parameters<typeof openSearchTasks>[2] }): SearchRunner {
+  let tasks: SearchTasks | undefined;
+  return {
+    run: async (task) => (tasks ??= openSearchTasks(workerData.indexDir, workerData.shards, workerData.parts)).run(task),
+    destroy: async () => {
+      await tasks?.close();
+    },
+  };
 }
 
 async function closeGeneration(generation: Generation): Promise<void> {

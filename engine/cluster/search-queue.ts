@@ -8,9 +8,14 @@
  * Deadlines are kept here rather than by aborting piscina tasks: aborting a running task
  * terminates its thread, and a thread terminated inside hnswlib's searchKnn aborts the process.
  */
-import type { Piscina } from 'piscina';
 import { TesseraError } from '../errors.js';
 import type { SearchJob, SearchTask, TaskOutcome } from './search-tasks.js';
+
+/** What runs a batch: a piscina pool of one search thread, or (LocalShardGroup threads 0) the calling thread. */
+export interface SearchRunner {
+  run(task: SearchTask, options?: { transferList?: ArrayBuffer[] }): Promise<unknown>;
+  destroy(): Promise<void>;
+}
 
 /**
  * Jobs in one hand-off at most. A job arriving behind a full batch waits for all of it (~1 ms a
@@ -37,7 +42,7 @@ export class SearchQueue {
   private readonly running = new Set<Promise<void>>();
 
   constructor(
-    private readonly pool: Piscina,
+    private readonly pool: SearchRunner,
     private readonly threads: number,
     private readonly describe: string,
   ) {}
@@ -90,7 +95,7 @@ export class SearchQueue {
     const batch = this.pool
       .run({ op: 'batch', jobs: tasks, deadlines } satisfies SearchTask, { transferList })
       .then(
-        (outcomes: TaskOutcome[]) => jobs.forEach((job, i) => this.settle(job, outcomes[i] ?? new Error('a search thread answered a batch short'))),
+        (outcomes) => jobs.forEach((job, i) => this.settle(job, (outcomes as TaskOutcome[])[i] ?? new Error('a search thread answered a batch short'))),
         (error: Error) => jobs.forEach((job) => this.settle(job, error)),
       )
       .finally(() => {

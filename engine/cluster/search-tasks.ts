@@ -21,6 +21,8 @@ export type TaskOutcome = { value: unknown } | { error: { code: ErrorCode | null
 
 export interface SearchTasks {
   run(task: SearchTask): unknown;
+  /** Closes the thread's store (a search thread never does: it ends with its thread). */
+  close(): Promise<void>;
 }
 
 /** Opens the thread's parts: `parts` as [shard, selection] pairs (what planParts gave this thread). */
@@ -45,6 +47,7 @@ export function openSearchTasks(indexDir: string, shards: number[], parts: Array
         }
       });
     },
+    close: () => store.close(),
   };
 }
 

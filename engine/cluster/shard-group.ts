@@ -3,8 +3,9 @@
  * process (searched on worker threads); a RemoteShardGroup speaks HTTP to a shard node. The
  * Cluster fans out over ShardGroup[] and never asks which kind it has.
  */
-import type { IndexInfo, SlideRecord, TileHit } from '../index/index.js';
+import type { FacetCounts, IndexInfo, SlidePageQuery, SlideRecord, TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
+import type { ShardRecall } from './recall.js';
 
 /** A search as a shard runs it: plain data, so it crosses threads and HTTP unchanged. */
 export interface ScopedSearch {
@@ -38,10 +39,23 @@ export interface SlideSummary {
   indexedAt: string;
 }
 
+/** A page of a group's slides (see SlideListing.page), merged over its shards. */
+export interface GroupSlidePage {
+  /** In slide-id order. */
+  slides: SlideSummary[];
+  /** Slides in scope matching the query, over the group's shards. */
+  total: number;
+  /** Facet value counts over the slides in scope, summed over the group's shards. */
+  facets: FacetCounts;
+  /** Whether slides after the last one returned match too. */
+  more: boolean;
+}
+
 export interface GroupHealth {
   /** Where the group lives: `local` or the node's URL. */
   location: string;
-  shards: Array<{ shard: number; slides: number; tiles: number }>;
+  /** Per shard: counts, and the recall@10 and ef its segments measured at build. */
+  shards: Array<{ shard: number; slides: number; tiles: number; recall: ShardRecall }>;
   model: IndexInfo['model'];
   index: Pick<IndexInfo, 'shards' | 'tile' | 'hnsw' | 'metric'>;
 }
@@ -67,10 +81,14 @@ export interface ShardGroup {
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null>;
   /** The slide's record without its path; undefined when absent or out of scope. */
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
-  slides(datasets: string[] | null): Promise<SlideSummary[]>;
+  /** A page of the group's slides in id order after `query.after`, with counts and facets; answered by each shard from its own listing. */
+  slidePage(query: SlidePageQuery): Promise<GroupSlidePage>;
+  /** Slides and tiles in the datasets (null: all), from each shard's counters. */
+  slideTotals(datasets: string[] | null): Promise<{ slides: number; tiles: number }>;
   /**
-   * A region of a slide held here, read at the index's tile resolution (not resized to the tile
-   * size: the embedder resizes). @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
+   * A region of a slide held here, read at the index's tile resolution and stretched to the tile
+   * size (sizePx²), as the embedder stretches its input: reduced where it is read, so a remote
+   * group sends tile-sized pixels. @throws TesseraError SLIDE_NOT_FOUND, REGION_*, SLIDE_ACCESS_DENIED
    */
   readRegion(slideId: string, rect: BaseRect, datasets: string[] | null): Promise<RgbImage>;
   health(): Promise<GroupHealth>;
@@ -82,6 +100,19 @@ export interface ShardGroup {
   /** Opens the index again so that slides indexed since are served (see LocalShardGroup.reload). */
   reload?(): Promise<GroupHealth>;
   searchStoredTile?(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null>;
+}
+
+/** Merges id-sorted pages of disjoint shards into one page of `limit`, summing counts and facets. */
+export function mergeSlidePages(pages: GroupSlidePage[], limit: number): GroupSlidePage {
+  const all = pages.flatMap((page) => page.slides).sort((a, b) => (a.slideId < b.slideId ? -1 : a.slideId > b.slideId ? 1 : 0));
+  const facets: FacetCounts = {};
+  for (const page of pages) {
+    for (const [field, values] of Object.entries(page.facets)) {
+      const target = (facets[field] ??= {});
+      for (const [value, n] of Object.entries(values)) target[value] = (target[value] ?? 0) + n;
+    }
+  }
+  return { slides: all.slice(0, limit), total: pages.reduce((sum, page) => sum + page.total, 0), facets, more: all.length > limit || pages.some((page) => page.more) };
 }
 
 export function summaryOf(record: SlideRecord, shard: number): SlideSummary {

@@ -2,10 +2,14 @@
  * Open slide files of an index, by slide id: a small LRU of handles (opening a slide parses its
  * TIFF directory, which costs more than a tile read), restricted to the configured slide roots.
  */
-import { openSlide, type Slide } from '../slide/index.js';
+import { openSlide, readableUnder, type Slide } from '../slide/index.js';
 import { TesseraError } from '../errors.js';
 
 const OPEN_SLIDES = 16;
+
+/** What an operator can do about a slide outside the roots (the API shows it to the caller; it names no path). */
+const ACCESS_HINT =
+  ': this server reads slide files only under its slide roots (by default the folders and DICOMweb servers recorded in the index when it was built); start it with --slide-roots, or slideRoots and dicomWebServers in its config file, covering where this slide was indexed from';
 
 export class SlideFiles {
   private readonly open = new Map<string, Promise<Slide>>();
@@ -30,7 +34,7 @@ export class SlideFiles {
     const opening = openSlide(path, { ...(this.roots ? { roots: this.roots } : {}), dicomWebServers: this.dicomWebServers }).catch((error: unknown) => {
       this.open.delete(slideId);
       // The message names the file; the API must not echo a path, so keep the slide id only.
-      if (error instanceof TesseraError) throw new TesseraError(error.code, `slide "${slideId}": ${reasonOf(error.message)}`, { cause: error });
+      if (error instanceof TesseraError) throw new TesseraError(error.code, `slide "${slideId}": ${reasonOf(error.message)}${error.code === 'SLIDE_ACCESS_DENIED' && this.countUnreadable([path]) > 0 ? ACCESS_HINT : ''}`, { cause: error });
       throw error;
     });
     this.open.set(slideId, opening);
@@ -40,6 +44,15 @@ export class SlideFiles {
       void oldest.then((slide) => slide.close(), () => undefined);
     }
     return opening;
+  }
+
+  /** How many of these slide files or series lie where this server may not read them. */
+  countUnreadable(locators: Iterable<string>): number {
+    if (this.roots === undefined) return 0;
+    const readable = readableUnder({ roots: this.roots, dicomWebServers: this.dicomWebServers });
+    let unreadable = 0;
+    for (const locator of locators) if (!readable(locator)) unreadable++;
+    return unreadable;
   }
 
   async close(): Promise<void> {

@@ -1,25 +1,85 @@
-/** How vectors and search requests cross HTTP between a router and shard nodes. */
+/**
+ * How vectors, search requests and region pixels cross HTTP between a router and shard nodes:
+ * binary, not JSON. Vectors are float32 little-endian one after another (what both ends hold in
+ * memory: no base64, no parse); a search body is its JSON request framed before its queries; a
+ * region is raw RGB with its size in headers.
+ */
+import { endianness } from 'node:os';
 import type { GroupSearchResult, ScopedSearch } from './shard-group.js';
 
 /** Header carrying the cluster token on router → shard node calls. */
 export const CLUSTER_TOKEN_HEADER = 'x-tessera-cluster-token';
 
-export function vectorToBase64(vector: Float32Array): string {
-  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
+/** A search body: u32 LE length of the JSON request, the JSON, zero padding to 4 bytes, the queries. */
+export const SEARCH_CONTENT_TYPE = 'application/x-tessera-search';
+/** Stored vectors and region pixels. */
+export const BINARY_CONTENT_TYPE = 'application/octet-stream';
+/** Width and height of a region's raw RGB pixels. */
+export const REGION_WIDTH_HEADER = 'x-tessera-width';
+export const REGION_HEIGHT_HEADER = 'x-tessera-height';
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** Vectors as one float32 little-endian buffer. */
+export function vectorsToBytes(vectors: readonly Float32Array[]): Buffer {
+  const dimension = vectors[0]?.length ?? 0;
+  const bytes = Buffer.alloc(vectors.length * dimension * 4);
+  vectors.forEach((vector, i) => writeFloats(bytes, i * dimension * 4, vector));
+  return bytes;
 }
 
-/** @returns null when the text is not a whole number of float32 values of `dimension`. */
-export function vectorFromBase64(text: string, dimension: number): Float32Array | null {
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.byteLength !== dimension * 4) return null;
+/** @returns null when the bytes are not a whole number of float32 vectors of `dimension`. */
+export function vectorsFromBytes(bytes: Uint8Array, dimension: number): Float32Array[] | null {
+  const size = dimension * 4;
+  if (dimension <= 0 || bytes.byteLength % size !== 0) return null;
+  return Array.from({ length: bytes.byteLength / size }, (_, i) => readFloats(bytes.subarray(i * size, (i + 1) * size), dimension));
+}
+
+export function encodeSearch(queries: readonly Float32Array[], request: ScopedSearch): Buffer {
+  const json = Buffer.from(JSON.stringify(request), 'utf8');
+  const head = 4 + json.length;
+  const padded = head + ((4 - (head % 4)) % 4);
+  const vectors = vectorsToBytes(queries);
+  const body = Buffer.alloc(padded + vectors.length);
+  body.writeUInt32LE(json.length, 0);
+  json.copy(body, 4);
+  vectors.copy(body, padded);
+  return body;
+}
+
+/** @returns the queries and request, or the reason the body is not a search of `dimension`-d queries. */
+export function decodeSearch(body: Uint8Array, dimension: number): { queries: Float32Array[]; request: ScopedSearch } | { problem: string } {
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (bytes.length < 4) return { problem: 'the search body is shorter than its header' };
+  const jsonLength = bytes.readUInt32LE(0);
+  const head = 4 + jsonLength;
+  if (head > bytes.length) return { problem: `the search body says its request has ${jsonLength} bytes, it has ${bytes.length - 4}` };
+  let request: unknown;
+  try {
+    request = JSON.parse(bytes.subarray(4, head).toString('utf8'));
+  } catch (error) {
+    return { problem: `the search request is not JSON: ${(error as Error).message}` };
+  }
+  const k = (request as { k?: unknown } | null)?.k;
+  if (typeof request !== 'object' || request === null || Array.isArray(request) || !Number.isInteger(k) || (k as number) < 1 || (k as number) > 1000) return { problem: 'the search request must be an object with an integer k from 1 to 1000' };
+  const queries = vectorsFromBytes(bytes.subarray(head + ((4 - (head % 4)) % 4)), dimension);
+  if (!queries) return { problem: `query vectors must be ${dimension} float32 values each` };
+  return { queries, request: request as ScopedSearch };
+}
+
+function writeFloats(bytes: Buffer, offset: number, vector: Float32Array): void {
+  if (LITTLE_ENDIAN) bytes.set(new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength), offset);
+  else for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i] as number, offset + i * 4);
+}
+
+function readFloats(bytes: Uint8Array, dimension: number): Float32Array {
   const vector = new Float32Array(dimension);
-  new Uint8Array(vector.buffer).set(bytes);
+  if (LITTLE_ENDIAN) new Uint8Array(vector.buffer).set(bytes);
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < dimension; i++) vector[i] = view.getFloat32(i * 4, true);
+  }
   return vector;
-}
-
-export interface WireSearchRequest {
-  queries: string[];
-  request: ScopedSearch;
 }
 
 export type WireSearchResponse = GroupSearchResult;

@@ -6,6 +6,7 @@
  *
  * It holds no vectors and writes nothing.
  */
+import { SlideListing } from './slide-listing.js';
 import type { Label, SlideId, SlideRecord, TileRecord } from './types.js';
 
 const NONE = -1;
@@ -22,6 +23,8 @@ export class TileCatalogue {
   private readonly metadataValues: Array<Record<string, string>> = [];
   private readonly metadataIds = new Map<string, number>();
   private live = 0;
+  /** The slide list's orderings and counts, kept up to date with the records. */
+  readonly listing = new SlideListing(() => this.slideRecords.values());
 
   get slideCount(): number {
     return this.slideRecords.size;
@@ -50,6 +53,7 @@ export class TileCatalogue {
 
   /** Adds (or replaces) a slide record. Its tiles are added with addTile. */
   putSlide(record: SlideRecord): void {
+    this.listing.put(record, this.slideRecords.get(record.slideId));
     let ordinal = this.ordinalOf.get(record.slideId);
     if (ordinal === undefined) {
       ordinal = this.slideAt.length;
@@ -81,6 +85,7 @@ export class TileCatalogue {
   removeSlide(slideId: SlideId): Label[] {
     const record = this.slideRecords.get(slideId);
     if (!record) return [];
+    this.listing.remove(record);
     for (const label of record.labels) this.removeTile(label);
     this.slideRecords.delete(slideId);
     const ordinal = this.ordinalOf.get(slideId);

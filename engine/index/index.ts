@@ -5,5 +5,7 @@ export { DEFAULT_MERGE_POLICY, planMerge, type MergePolicy } from './merge-polic
 export { crashAtStep, isWriteStep, WRITE_STEPS, type WriteStep } from './write-steps.js';
 export { upgradeIndex, type UpgradeReport } from './upgrade.js';
 export { IndexStore, createOrCheckIndex, mergeHits, readIndexInfo, shardDir, shardOf, type CreateIndexOptions } from './index-dir.js';
+export { recordedSources, recordSources } from './index-sources.js';
+export { FACET_FIELDS, compareIds, type FacetCounts, type FacetField, type SlidePage, type SlidePageQuery } from './slide-listing.js';
 export { parseFilter, matches, datasetOf, EMPTY_FILTER, type Filter } from './filter.js';
-export { asSlideId, INDEX_FORMAT_VERSION, type Fingerprint, type IndexInfo, type Label, type ModelRef, type ShardManifest, type SlideId, type SegmentRef, type SlideRecord, type TileHit, type TileRecord } from './types.js';
+export { asSlideId, INDEX_FORMAT_VERSION, type Fingerprint, type IndexInfo, type Label, type ModelRef, type ShardManifest, type SlideId, type SegmentRef, type SlideRecord, type SlideSources, type TileHit, type TileRecord } from './types.js';

@@ -24,6 +24,7 @@ import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
 import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
 import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
+import type { SlidePage, SlidePageQuery } from './slide-listing.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
 import { manifestLag, orphanFiles, verifyShard } from './verify.js';
@@ -141,6 +142,11 @@ export class LocalShard {
     return { firstLabel: this.counters.segmentedEnd, endLabel: this.counters.nextLabel };
   }
 
+  /** Live tiles in the tail (searched exactly). */
+  get tailTiles(): number {
+    return this.tailLive();
+  }
+
   get tombstoneCount(): number {
     return this.tombstones.size;
   }
@@ -151,6 +157,16 @@ export class LocalShard {
 
   slideIds(): SlideId[] {
     return this.catalogue.slideIds();
+  }
+
+  /** A page of this shard's slides in id order, with counts and facets (see SlideListing). */
+  slidePage(query: SlidePageQuery): SlidePage {
+    return this.catalogue.listing.page(query);
+  }
+
+  /** Slides and tiles in the datasets, from counters. */
+  slideTotals(datasets: string[] | null): { slides: number; tiles: number } {
+    return this.catalogue.listing.totals(datasets);
   }
 
   tile(label: Label): TileRecord | undefined {

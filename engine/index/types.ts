@@ -20,7 +20,7 @@ export interface ModelRef {
   dimension: number;
 }
 
-/** index.json: fixed when the index is created. */
+/** index.json: fixed when the index is created, but for the sources that runs add. */
 export interface IndexInfo {
   formatVersion: number;
   shards: number;
@@ -30,6 +30,17 @@ export interface IndexInfo {
   /** The tile grid every slide is cut into. */
   tile: { mpp: number; sizePx: number };
   createdAt: string;
+  /**
+   * The slide folders (absolute paths) and DICOMweb service roots the slides were indexed from,
+   * the default slide roots of a server (index-sources.ts). Absent in indexes built before it.
+   */
+  sources?: SlideSources;
+}
+
+/** Where an index's slides lie: folders of slide files and DICOMweb servers. */
+export interface SlideSources {
+  folders: string[];
+  dicomWebServers: string[];
 }
 
 /** A tile, stored by label. Coordinates are level-0 pixels of its slide. */

@@ -1,5 +1,5 @@
 /** engine/slide: the only module outside which slides are just `Slide`s. */
-export { openSlide, type OpenSlideOptions } from './open-slide.js';
+export { openSlide, readableUnder, type OpenSlideOptions } from './open-slide.js';
 export { calibrationWarning, MAX_PLAUSIBLE_MPP } from './calibration.js';
 export type { Slide, SlideFormat, SlideInfo, SlideLevel } from './types.js';
 export type { RgbImage } from './rgb-image.js';

@@ -2,7 +2,7 @@
  * Format detection and opening: the only place that knows which format module reads a file.
  */
 import { realpathSync, statSync } from 'node:fs';
-import { basename, isAbsolute, relative, resolve } from 'node:path';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { TesseraError, isTesseraError } from '../errors.js';
 import { hasDicomPreamble, openDicom } from './dicom.js';
 import { isDicomWebSeriesUrl, openDicomWeb, parseDicomWebSeriesUrl } from './dicomweb.js';
@@ -61,9 +61,8 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
 async function openDicomWebSlide(url: string, options: OpenSlideOptions): Promise<TiledSlide> {
   const series = parseDicomWebSeriesUrl(url);
   const name = `series ${series.series}`;
-  if (options.roots !== undefined) {
-    const allowed = (options.dicomWebServers ?? []).some((server) => series.base === server.replace(/\/+$/, ''));
-    if (!allowed) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: its DICOMweb server is not one of the configured servers`);
+  if (options.roots !== undefined && !onServers(series.base, options.dicomWebServers ?? [])) {
+    throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: its DICOMweb server is not one of the configured servers`);
   }
   const source = await openDicomWeb(url);
   try {
@@ -79,22 +78,61 @@ function resolveInsideRoots(path: string, name: string, roots: string[] | undefi
   try {
     realPath = realpathSync(path);
   } catch (error) {
+    // Outside the roots a missing file is refused like an existing one: the answer must not tell whether it exists.
+    if (roots !== undefined && !insideRealRoots(resolve(path), [...roots.map((root) => resolve(root)), ...realRootsOf(roots)])) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
     throw new TesseraError('SLIDE_NOT_FOUND', `${name}: no such file`, { cause: error });
   }
-  if (roots === undefined) return realPath;
-  const inside = roots.some((root) => {
-    let realRoot: string;
-    try {
-      realRoot = realpathSync(resolve(root));
-    } catch {
-      return false;
-    }
-    const rel = relative(realRoot, realPath);
-    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-  });
-  if (!inside) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
+  if (roots !== undefined && !insideRoots(realPath, roots)) throw new TesseraError('SLIDE_ACCESS_DENIED', `${name}: lies outside the configured slide roots`);
   return realPath;
 }
+
+/** True when a real path (symlinks resolved) lies in one of the roots (their symlinks resolved too). */
+function insideRoots(realPath: string, roots: string[]): boolean {
+  return insideRealRoots(realPath, realRootsOf(roots));
+}
+
+/** The roots with their symlinks resolved; a root that does not exist admits nothing. */
+function realRootsOf(roots: string[]): string[] {
+  return roots.flatMap((root) => {
+    try {
+      return [realpathSync(resolve(root))];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function insideRealRoots(realPath: string, realRoots: string[]): boolean {
+  return realRoots.some((realRoot) => {
+    const rel = relative(realRoot, realPath);
+    // `..foo` is a file in the root; only `..` itself or `../…` leaves it.
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+  });
+}
+
+function onServers(base: string, servers: string[]): boolean {
+  return servers.some((server) => base === server.replace(/\/+$/, ''));
+}
+
+/**
+ * A test of whether openSlide with these roots and servers would let a locator through, without
+ * opening it: a file's real path inside a root, a series on a listed server. A file that does not
+ * exist is judged by its path as given. The roots are resolved once, for checking many slides.
+ */
+export function readableUnder(options: { roots: string[]; dicomWebServers: string[] }): (locator: string) => boolean {
+  const realRoots = realRootsOf(options.roots);
+  return (locator) => {
+    if (isDicomWebSeriesUrl(locator)) return onServers(parseDicomWebSeriesUrl(locator).base, options.dicomWebServers);
+    let realPath: string;
+    try {
+      realPath = realpathSync(locator);
+    } catch {
+      realPath = resolve(locator);
+    }
+    return insideRealRoots(realPath, realRoots);
+  };
+}
+
 
 async function openSource(path: string, name: string, options: OpenSlideOptions): Promise<SlideSource> {
   if (statSync(path).isDirectory()) return openDicom(path, name, true);

@@ -25,8 +25,10 @@ if (handedOver === undefined && Buffer.byteLength(argv.join('\0')) > LONG_COMMAN
   process.exitCode = await runWithShortCommandLine(argv);
 } else {
   register();
-  const { main } = argv[0] === 'serve' ? await import('../../api/serve-cli.ts') : await import('../cli.ts');
-  const code = await main(argv[0] === 'serve' ? argv.slice(1) : argv);
+  // `tessera help serve` is `tessera serve --help`.
+  const serveArgs = argv[0] === 'serve' ? argv.slice(1) : argv[0] === 'help' && argv[1] === 'serve' ? ['--help'] : undefined;
+  const { main } = serveArgs ? await import('../../api/serve-cli.ts') : await import('../cli/index.ts');
+  const code = await main(serveArgs ?? argv);
   if (code !== 'serving') process.exitCode = code;
 }
 

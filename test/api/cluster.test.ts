@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../api/index.js';
-import { shardOf } from '../../engine/index.js';
+import { buildConfig, startServer, type RunningServer } from '../../api/index.js';
+import { BINARY_CONTENT_TYPE, CLUSTER_TOKEN_HEADER, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, RemoteShardGroup, SEARCH_CONTENT_TYPE, shardOf } from '../../engine/index.js';
 import { SHARED_MISSING, hasSharedData } from '../shared-data.js';
 import { runTessera } from '../run-cli.js';
 import { KEYS, buildApiFixture, client, serve, type ApiFixture } from './fixture.js';
@@ -58,6 +58,9 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect((await client(cluster.url)('/health')).body).toEqual({ status: 'ok', role: 'router' });
     const index = await client(cluster.url, KEYS.all)('/v1/index');
     expect(index.body.groups.flatMap((group: { shards: Array<{ shard: number }> }) => group.shards.map((shard) => shard.shard)).sort()).toEqual([0, 1]);
+    // The shard nodes' recall, summed by the router as one process sums its own shards'.
+    expect(index.body.recall).toEqual((await client(all.url, KEYS.all)('/v1/index')).body.recall);
+    expect(index.body.recall.min).toBeGreaterThan(0);
   });
 
   it('relays slide images to the node holding the slide, with the caller key and scope', async () => {
@@ -78,6 +81,44 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     // A shard node asked for a slide of a shard it does not serve: not here, not "unavailable".
     expect((await client(shard0.url, KEYS.all)('/v1/slides/S1')).status).toBe(404);
     expect((await client(cluster.url)('/v1/slides/S1/thumbnail')).status).toBe(401);
+  });
+
+  it('reads a region on the node holding it, reduced there, and embeds it as one process does', async () => {
+    const cluster = await router([shard0.url, shard1.url]);
+    // Not an indexed tile: read, reduced to the tile size on the shard node, embedded on the router.
+    const region = { slideId: 'S1', x: 905, y: 1311, width: 700, height: 500, k: 10 };
+    const viaRouter = await client(cluster.url, KEYS.all)('/v1/search/region', { json: region });
+    const direct = await client(all.url, KEYS.all)('/v1/search/region', { json: region });
+    expect(viaRouter.body.query.embedded).toBe(true);
+    const key = (hit: { slideId: string; x: number; y: number; score: number }) => `${hit.slideId}@${hit.x},${hit.y}:${hit.score.toFixed(6)}`;
+    expect(viaRouter.body.results.map(key)).toEqual(direct.body.results.map(key));
+    // The node's answer: raw RGB of one tile, its size in headers, not base64 JSON of the region.
+    const pixels = await fetch(`${shard1.url}/internal/v1/region`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ slideId: 'S1', rect: { x: region.x, y: region.y, width: region.width, height: region.height }, datasets: null }) });
+    expect([pixels.headers.get('content-type'), pixels.headers.get(REGION_WIDTH_HEADER), pixels.headers.get(REGION_HEIGHT_HEADER)]).toEqual([BINARY_CONTENT_TYPE, '224', '224']);
+    expect((await pixels.arrayBuffer()).byteLength).toBe(224 * 224 * 3);
+  });
+
+  it('relays vectors in binary, refuses malformed bodies with 400, and keeps the cluster token check', async () => {
+    const search = (url: string, body: Uint8Array, headers: Record<string, string> = {}) => fetch(`${url}/internal/v1/search`, { method: 'POST', headers: { 'content-type': SEARCH_CONTENT_TYPE, ...headers }, body });
+    for (const body of [Buffer.from([1, 2]), encodeSearch([new Float32Array(7)], { k: 5 }), encodeSearch([], { k: 0 }), Buffer.concat([Buffer.from([200, 0, 0, 0]), Buffer.from('{}')])]) {
+      const refused = await search(shard0.url, body);
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: string }).error).toBe('BAD_REQUEST');
+    }
+    const guarded = await startServer(buildConfig({ port: '0', index: fixture.index, role: 'shard', shards: '0', threads: '1', config: fixture.config }, { TESSERA_CLUSTER_TOKEN: 'secret-token' }, join(fixture.scratch, 'home', 'models')));
+    started.push(guarded);
+    const dimension = (await RemoteShardGroup.connect(shard0.url)).reported.model.dimension;
+    const query = encodeSearch([Float32Array.from({ length: dimension }, (_, i) => (i === 3 ? 1 : 0))], { k: 3 });
+    expect((await search(guarded.url, query)).status).toBe(401);
+    expect((await search(guarded.url, query, { [CLUSTER_TOKEN_HEADER]: 'wrong' })).status).toBe(401);
+    const answered = await search(guarded.url, query, { [CLUSTER_TOKEN_HEADER]: 'secret-token' });
+    expect(answered.status).toBe(200);
+    expect(((await answered.json()) as { hits: unknown[][] }).hits[0]).toHaveLength(3);
+    await expect(RemoteShardGroup.connect(guarded.url)).rejects.toThrow(/HTTP 401/);
+    const group = await RemoteShardGroup.connect(guarded.url, { clusterToken: 'secret-token' });
+    const stored = await group.storedVectors('S2', { mosaic: true }, null);
+    expect(stored!.length).toBeGreaterThan(0);
+    expect(stored!.every((vector) => vector.length === dimension && Math.abs(Math.hypot(...vector) - 1) < 1e-3)).toBe(true);
   });
 
   it('reports partial results with the missing shard when a node is down, and a replica takes over', async () => {

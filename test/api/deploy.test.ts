@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkServeInvocation } from '../../api/serve-cli.js';
-import { checkInvocation } from '../../indexer/cli.js';
+import { checkInvocation } from '../../indexer/cli/index.js';
 import { PROJECT_ROOT } from '../shared-data.js';
 
 const DEPLOY_DIR = join(PROJECT_ROOT, 'api', 'deploy');

@@ -114,7 +114,7 @@ describe.skipIf(!hasSharedData)(`hostile requests ${hasSharedData ? '' : SHARED_
     expectRefusal(await api('/v1/slides/S1_files/99/0_0.jpeg'), 404);
     expectRefusal(await api('/v1/slides/S1_files/12/0_0.png'), 400);
     expectRefusal(await api('/v1/nothing-here'), 404, 'NOT_FOUND');
-    expectRefusal(await api('/internal/v1/slides', { json: { datasets: null } }), 404);
+    expectRefusal(await api('/internal/v1/slide-page', { json: { limit: 1, datasets: null } }), 404);
   });
 
   it('caps uploads by bytes and decoded pixels, and refuses truncated and non-image uploads', async () => {

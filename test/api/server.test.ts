@@ -2,9 +2,12 @@
  * The query API in role `all`, against a real index of shared slides and the real model, over HTTP
  * on 127.0.0.1: every endpoint, dataset scopes per key, and the formats users export.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../api/index.js';
+import { shardDir, type ShardManifest } from '../../engine/index.js';
 import { SHARED_MISSING, hasSharedData } from '../shared-data.js';
 import { KEYS, buildApiFixture, client, serve, type ApiFixture } from './fixture.js';
 
@@ -162,6 +165,12 @@ describe.skipIf(!hasSharedData)(`query API, one process ${hasSharedData ? '' : S
     expect(page.body.facets.organ).toEqual({ skin: 2, kidney: 1 });
     expect((await api('/v1/slides?q=NEVUS')).body.slides.map((slide: { slideId: string }) => slide.slideId)).toEqual(['S2']);
     expect((await api('/v1/slides?organ=kidney')).body.total).toBe(1);
+    const first = await api('/v1/slides?limit=2');
+    expect(first.body.slides.map((slide: { slideId: string }) => slide.slideId)).toEqual(['S1', 'S2']);
+    const next = await api(`/v1/slides?limit=2&cursor=${first.body.nextCursor}`);
+    expect([next.body.slides.map((slide: { slideId: string }) => slide.slideId), next.body.nextCursor]).toEqual([['S3'], null]);
+    expect((await api('/v1/slides?cursor=not*a*cursor')).status).toBe(400);
+    expect((await api(`/v1/slides?cursor=${first.body.nextCursor}&offset=1`)).status).toBe(400);
     const record = await api('/v1/slides/S1');
     expect(record.body).toMatchObject({ slideId: 'S1', width: 2220, height: 2967, dziUrl: '/v1/slides/S1.dzi' });
     expect(JSON.stringify(record.body)).not.toMatch(/cmu\.svs/);
@@ -187,5 +196,24 @@ describe.skipIf(!hasSharedData)(`query API, one process ${hasSharedData ? '' : S
     const index = await api('/v1/index');
     expect(index.body.index.shards).toBe(2);
     expect(index.body.totals.slides).toBe(3);
+  });
+
+  it('reports per shard the recall@10 and ef its segments measured at build, and the index-wide minimum and mean', async () => {
+    const index = await api('/v1/index');
+    const shards: Array<{ shard: number; tiles: number; recall: { segments: Array<{ id: number; vectors: number; tuned: { ef: number; recall10: number; target: number } | null }>; tailTiles: number } }> = index.body.groups.flatMap((group: { shards: unknown[] }) => group.shards);
+    // What each shard's commit point lists, as `tessera verify` reads it.
+    for (const shard of shards) {
+      const manifest = JSON.parse(readFileSync(join(shardDir(fixture.index, shard.shard), 'manifest.json'), 'utf8')) as ShardManifest;
+      expect(shard.recall.segments).toEqual(manifest.segments.map((ref) => ({ id: ref.id, vectors: ref.vectors, tuned: ref.tuned ?? null })));
+      expect(shard.recall.tailTiles).toBe(manifest.counts.tail);
+    }
+    const parts = shards.flatMap((shard) => [...shard.recall.segments.map((segment) => ({ recall: segment.tuned!.recall10, tiles: segment.vectors })), ...(shard.recall.tailTiles > 0 ? [{ recall: 1, tiles: shard.recall.tailTiles }] : [])]);
+    expect(parts.length).toBeGreaterThan(0);
+    expect(index.body.recall.min).toBe(Math.min(...parts.map((part) => part.recall)));
+    expect(index.body.recall.mean).toBeCloseTo(parts.reduce((sum, part) => sum + part.recall * part.tiles, 0) / parts.reduce((sum, part) => sum + part.tiles, 0), 10);
+    expect(index.body.recall.targets).toEqual([0.95]);
+    expect(index.body.recall.unmeasuredVectors).toBe(0);
+    // A scoped key sees no per-shard detail, but the same index-wide recall.
+    expect((await client(server.url, KEYS.stritt)('/v1/index')).body.recall).toEqual(index.body.recall);
   });
 });

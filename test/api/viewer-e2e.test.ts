@@ -3,7 +3,8 @@
  * against the real server on 127.0.0.1 over a real index of bundled and shared slides: open the
  * app, open a slide, draw a region, get results, filter them live, open a result and go back,
  * refine the results by example,
- * search by slide, build and export a cohort, and enter an API key on a server that needs one.
+ * search by slide, build and export a cohort, open a new case (a slide file not indexed) and search
+ * from it, and enter an API key on a server that needs one.
  * Each step leaves a screenshot under test-output/viewer/.
  */
 import { execFileSync } from 'node:child_process';
@@ -376,6 +377,54 @@ describe.skipIf(!hasChromium)(`web viewer in Chromium${hasChromium ? '' : ` (ski
     expect(overflow).toEqual({ x: false, y: false });
     await shot(page, '12-large-monitor.png');
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('opens a new case (a slide file under the roots, not indexed), finds slides like it with the mosaic time, and searches a region drawn on it', async () => {
+    // A copy of the indexed crop's tissue, stored with another compression, that the index does not hold.
+    const casePath = 'derived/cmu1-crop1024-pyramid-deflate.tif';
+    await page.getByTestId('cases-toggle').click();
+    const card = page.locator(`[data-testid=case-card][data-case-path="${casePath}"]`);
+    await card.waitFor({ timeout: 30_000 });
+    const listed = await page.getByTestId('case-card').evaluateAll((cards) => cards.map((element) => element.getAttribute('data-case-path')));
+    expect(listed).not.toContain('CMU-1-Small-Region.svs'); // indexed (from the samples root)
+    let since = await page.evaluate(() => performance.now());
+    await card.click();
+    await firstTileOf(page, casePath, since);
+    expect(await page.getByTestId('slide-title').textContent()).toBe(casePath);
+    expect(await page.getByTestId('new-case').isVisible()).toBe(true);
+    expect(await page.getByTestId('cohort-from-slide').isDisabled()).toBe(true);
+    await shot(page, '15-new-case.png');
+
+    const bodies: Array<{ url: string; body: Record<string, unknown> }> = [];
+    const record = (request: { url(): string; method(): string; postDataJSON(): unknown }) => {
+      if (request.method() === 'POST') bodies.push({ url: new URL(request.url()).pathname, body: request.postDataJSON() as Record<string, unknown> });
+    };
+    page.on('request', record);
+    since = await page.evaluate(() => performance.now());
+    await page.getByTestId('search-slide').click();
+    await resultsAfter(page, since);
+    expect(bodies.at(-1)).toMatchObject({ url: '/v1/search/slide', body: { slidePath: casePath } });
+    expect(await page.getByTestId('results-view').getAttribute('data-state')).toBe('slides');
+    expect(await page.getByTestId('query-header').textContent()).toContain(`Cases like new case ${casePath}`);
+    expect(await page.getByTestId('mosaic-time').textContent()).toMatch(/mosaic of \d+ tiles .* computed in [\d,]+ ms$/);
+    expect(['cmu-1', 'cmu-1-crop', 'cmu-1-pyramid']).toContain(await page.getByTestId('slide-result').first().getAttribute('data-slide-id'));
+    await page.waitForTimeout(300);
+    await shot(page, '16-new-case-slides.png');
+
+    await page.getByTestId('select-region').click();
+    since = await page.evaluate(() => performance.now());
+    await dragOnViewer(page, { fx: 0.5, fy: 0.5 });
+    await resultsAfter(page, since);
+    expect(bodies.at(-1)).toMatchObject({ url: '/v1/cases/search/region', body: { slidePath: casePath, x: expect.any(Number), width: expect.any(Number) } });
+    expect(await page.getByTestId('results-view').getAttribute('data-state')).toBe('regions');
+    expect(await page.getByTestId('query-header').textContent()).toMatch(new RegExp(`Regions like .* of new case ${casePath}`));
+    await expect.poll(() => page.getByTestId('query-outline').count()).toBe(1);
+    expect(await page.getByTestId('result-card').count()).toBeGreaterThan(0);
+    expect(['cmu-1', 'cmu-1-crop', 'cmu-1-pyramid']).toContain(await page.getByTestId('result-card').first().getAttribute('data-slide-id'));
+    await imageShown(page.locator('[data-testid=result-card] img').first());
+    await shot(page, '17-new-case-region.png');
+    page.off('request', record);
+    expect(pageErrors).toEqual([]);
   });
 
   it('asks for an API key when the server requires one, then shows slides and tiles with it', async () => {

@@ -14,7 +14,7 @@ export const api = new ApiClient();
 export const linked = slideFromHash();
 
 /** The first page of the slide list, without filters or search text (as the page opens). */
-export const firstPage: Promise<SlideList> = api.get<SlideList>(`/v1/slides?offset=0&limit=${SLIDE_PAGE_SIZE}`);
+export const firstPage: Promise<SlideList> = api.get<SlideList>(`/v1/slides?limit=${SLIDE_PAGE_SIZE}`);
 
 /** The linked slide's record, when the address names one. */
 export const linkedSlide: Promise<SlideSummary> | null = linked ? api.get<SlideSummary>(`/v1/slides/${encodeURIComponent(linked.slideId)}`) : null;

@@ -8,6 +8,7 @@ import { api, firstPage, linked, linkedSlide } from './first-requests.js';
 import './styles.css';
 import { ApiRequestError, describeError } from './api-client.js';
 import { Cohort, CohortPanel, type CohortQuery } from './cohort.js';
+import { CaseList, caseSlide } from './case-list.js';
 import { byId, groupDigits } from './dom.js';
 import { FilterBar } from './filters.js';
 import { ImageQuery } from './image-query.js';
@@ -17,7 +18,7 @@ import { ResultsGallery, describeFilter, type GalleryState } from './results-gal
 import { SlideList } from './slide-list.js';
 import { SlideViewer, type OpenTarget, type ViewState } from './slide-viewer.js';
 import { Tabs } from './tabs.js';
-import type { BaseRect, CohortReply, Feedback, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
+import type { BaseRect, CaseSummary, CohortReply, Feedback, Hit, IndexReply, RegionSearchReply, SearchQuery, SlideList as SlideListReply, SlideSearchReply, SlideSummary } from './types.js';
 
 /** Regions per region search, slides per slide search, slides per cohort by example. */
 const REGION_RESULTS = 24;
@@ -35,6 +36,7 @@ class App {
   private readonly api = api;
   private readonly filters = new FilterBar(byId('filters'));
   private readonly slideList = new SlideList(this.api, byId<HTMLUListElement>('slide-list'), byId('slide-count'), byId<HTMLInputElement>('slide-query'));
+  private readonly caseList = new CaseList(this.api, byId<HTMLDetailsElement>('cases'), byId<HTMLUListElement>('case-list'));
   private readonly viewer: SlideViewer;
   private readonly selection: RegionSelection;
   private readonly gallery: ResultsGallery;
@@ -79,6 +81,7 @@ class App {
       if (this.query) void this.search(this.query);
     };
     this.slideList.onOpen = (slide) => void this.openSlide(slide);
+    this.caseList.onOpen = (path) => void this.openCase(path);
     this.selection.onToggle = (active) => this.selectButton.setAttribute('aria-pressed', String(active));
     this.selection.onRegion = (rect) => this.searchRegion(rect);
     this.gallery.onOpenHit = (hit) => void this.openHit(hit);
@@ -104,7 +107,7 @@ class App {
     this.selectButton.addEventListener('click', () => this.selection.toggle());
     byId('slide-search-button').addEventListener('click', () => {
       const slide = this.viewer.slide;
-      if (slide) void this.search({ kind: 'slide', slideId: slide.slideId });
+      if (slide) void this.search(slide.newCase ? { kind: 'case-slide', path: slide.slideId } : { kind: 'slide', slideId: slide.slideId });
     });
     byId('cohort-from-slide').addEventListener('click', () => void this.cohortFromSlide());
     this.backButton.addEventListener('click', () => void this.back());
@@ -150,15 +153,27 @@ class App {
   /** Opens a slide in the viewer (and frames a region or restores a view). */
   private async openSlide(slide: SlideSummary, target: OpenTarget = {}): Promise<void> {
     this.selection.cancel();
-    this.slideList.setCurrent(slide.slideId);
-    this.setSlideActions(true);
+    this.slideList.setCurrent(slide.newCase ? null : slide.slideId);
+    this.setSlideActions(true, slide.newCase === true);
     const region = target.region;
-    history.replaceState(null, '', `#slide=${encodeURIComponent(slide.slideId)}${region ? `&region=${region.x},${region.y},${region.width},${region.height}` : ''}`);
+    // A new case has no link of its own: the address names indexed slides only.
+    history.replaceState(null, '', slide.newCase ? location.pathname : `#slide=${encodeURIComponent(slide.slideId)}${region ? `&region=${region.x},${region.y},${region.width},${region.height}` : ''}`);
     try {
       await this.viewer.open(slide, target);
-      if (!region && this.query?.kind === 'region' && this.query.slideId === slide.slideId) this.viewer.outline(this.query.rect, 'query');
+      const query = this.query;
+      const queryOnSlide = (query?.kind === 'region' && !slide.newCase && query.slideId === slide.slideId) || (query?.kind === 'case-region' && slide.newCase && query.path === slide.slideId);
+      if (!region && queryOnSlide) this.viewer.outline(query.rect, 'query');
     } catch (error) {
       this.viewer.setMessage(`${slide.slideId} could not be shown: ${describeError(error)}`, 'error');
+    }
+  }
+
+  /** Opens a new case (a slide file not indexed) from the case list. */
+  private async openCase(path: string): Promise<void> {
+    try {
+      await this.openSlide(caseSlide(await this.api.get<CaseSummary>(`/v1/cases/${encodeURIComponent(path)}`)));
+    } catch (error) {
+      this.viewer.setMessage(`${path} could not be opened: ${describeError(error)}`, 'error');
     }
   }
 
@@ -187,7 +202,7 @@ class App {
     const slide = this.viewer.slide;
     if (!slide) return;
     this.viewer.outline(rect, 'query');
-    void this.search({ kind: 'region', slideId: slide.slideId, rect, mpp: this.viewer.mpp });
+    void this.search(slide.newCase ? { kind: 'case-region', path: slide.slideId, rect, mpp: this.viewer.mpp } : { kind: 'region', slideId: slide.slideId, rect, mpp: this.viewer.mpp });
   }
 
   /** Runs a search with the current filters and shows its results (a newer search wins). */
@@ -196,15 +211,20 @@ class App {
     const searching = new AbortController();
     this.searching = searching;
     this.query = query;
-    if (query.kind !== 'region') this.viewer.removeOutline('query');
+    if (query.kind !== 'region' && query.kind !== 'case-region') this.viewer.removeOutline('query');
     const filter = this.filters.filter;
     const options = { ...(Object.keys(filter).length ? { filter } : {}), ...feedbackBody(query.feedback) };
     this.tabs.select('tab-results');
     this.gallery.render({ kind: 'loading', query });
     try {
-      if (query.kind === 'slide') {
-        const reply = await this.api.post<SlideSearchReply>('/v1/search/slide', { slideId: query.slideId, k: SLIDE_RESULTS, ...options }, searching.signal);
+      if (query.kind === 'slide' || query.kind === 'case-slide') {
+        // A new case's mosaic is computed by the server now (reply.query.ms says how long).
+        const subject = query.kind === 'slide' ? { slideId: query.slideId } : /^https?:\/\//.test(query.path) ? { dicomwebSeries: query.path } : { slidePath: query.path };
+        const reply = await this.api.post<SlideSearchReply>('/v1/search/slide', { ...subject, k: SLIDE_RESULTS, ...options }, searching.signal);
         if (this.searching === searching) this.gallery.render({ kind: 'slides', query, filter, reply });
+      } else if (query.kind === 'case-region') {
+        const reply = await this.api.post<RegionSearchReply>('/v1/cases/search/region', { slidePath: query.path, ...query.rect, k: REGION_RESULTS, ...options }, searching.signal);
+        if (this.searching === searching) this.gallery.render({ kind: 'regions', query, filter, reply });
       } else {
         const body = query.kind === 'region' ? { slideId: query.slideId, ...query.rect } : { image: query.image };
         const post = (extra: { regions?: true }) => this.api.post<RegionSearchReply>('/v1/search/region', { ...body, ...extra, k: REGION_RESULTS, ...options }, searching.signal);
@@ -280,7 +300,7 @@ class App {
 
   private async cohortFromSlide(): Promise<void> {
     const slide = this.viewer.slide;
-    if (!slide) return;
+    if (!slide || slide.newCase) return;
     const filter = this.filters.filter;
     const query: CohortQuery = { slideId: slide.slideId, k: COHORT_SLIDES, includeQuery: true, ...(Object.keys(filter).length ? { filter } : {}) };
     this.tabs.select('tab-cohort');
@@ -294,8 +314,10 @@ class App {
     }
   }
 
-  private setSlideActions(enabled: boolean): void {
+  /** Enables the actions on the open slide; a new case has no cohort (cohorts start from indexed slides). */
+  private setSlideActions(enabled: boolean, newCase = false): void {
     for (const button of this.slideActions) button.disabled = !enabled;
+    byId<HTMLButtonElement>('cohort-from-slide').disabled = !enabled || newCase;
   }
 
   /** R: select a region; Esc: cancel it; B: back to the query. Not while typing or in a dialog. */

@@ -5,7 +5,7 @@
  * to the cohort are reported to the caller.
  */
 import { showImage, type ApiClient } from './api-client.js';
-import { h, replaceChildren } from './dom.js';
+import { groupDigits, h, replaceChildren } from './dom.js';
 import type { CohortSlide, Filter, Hit, RegionMatch, RegionSearchReply, SearchQuery, SlideMatch, SlideSearchReply } from './types.js';
 
 /** How a result was marked for refine by example. */
@@ -88,7 +88,7 @@ export class ResultsGallery {
         );
         break;
       case 'slides':
-        replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'slide', state.reply.tookMs, state.reply.coverage, state.filter), this.slides(state.reply.results, state.filter));
+        replaceChildren(this.container, this.queryHeader(state.query), this.summary(state.reply.results.length, 'slide', state.reply.tookMs, state.reply.coverage, state.filter), mosaicTime(state.reply.query), this.slides(state.reply.results, state.filter));
         break;
     }
     performance.mark('tessera:results-shown');
@@ -110,6 +110,13 @@ export class ResultsGallery {
       if (query.image.startsWith('data:image/png') || query.image.startsWith('data:image/jpeg')) img.src = query.image;
       else img.hidden = true;
       text = `Regions like ${query.name}`;
+    } else if (query.kind === 'case-region') {
+      showImage(this.api, img, `/v1/cases/${encodeURIComponent(query.path)}/thumbnail?size=112`);
+      const size = query.mpp ? `${Math.round(query.rect.width * query.mpp)}×${Math.round(query.rect.height * query.mpp)} µm (${query.rect.width}×${query.rect.height} px)` : `${query.rect.width}×${query.rect.height} px`;
+      text = `Regions like ${size} of new case ${query.path}`;
+    } else if (query.kind === 'case-slide') {
+      showImage(this.api, img, `/v1/cases/${encodeURIComponent(query.path)}/thumbnail?size=112`);
+      text = `Cases like new case ${query.path}`;
     } else {
       img.hidden = true;
       text = `Cases like ${query.slideId}`;
@@ -305,4 +312,11 @@ export function describeFilter(filter: Filter): string {
   return Object.entries(filter)
     .map(([field, condition]) => `${field} = ${typeof condition === 'string' ? condition : JSON.stringify(condition)}`)
     .join(', ');
+}
+
+/** How the server computed a new case's mosaic (POST /v1/search/slide with slidePath: query.ms, tile counts); nothing for an indexed slide. */
+function mosaicTime(query: Record<string, unknown>): HTMLElement | null {
+  const ms = query.ms as { total?: unknown } | undefined;
+  if (!query.newCase || typeof ms?.total !== 'number') return null;
+  return h('p', { class: 'muted', 'data-testid': 'mosaic-time' }, `New case: its mosaic of ${String(query.mosaicTiles)} tiles (from ${String(query.embeddedTiles)} embedded of ${String(query.tissueTiles)} tissue tiles) was computed in ${groupDigits(ms.total)} ms`);
 }

@@ -16,6 +16,8 @@ const TYPING_PAUSE_MS = 200;
 export class SlideList {
   private slides: SlideSummary[] = [];
   private total = 0;
+  /** The next page's cursor (null: the last page is loaded). */
+  private nextCursor: string | null = null;
   private currentId: string | null = null;
   private parameters = new URLSearchParams();
   private loading: AbortController | null = null;
@@ -67,7 +69,7 @@ export class SlideList {
   async load(filterParameters: URLSearchParams, pending?: Promise<SlideListReply>): Promise<void> {
     this.parameters = filterParameters;
     this.slides = [];
-    await this.fetchPage(0, pending);
+    await this.fetchPage(null, pending);
   }
 
   /** Marks the slide shown in the viewer. */
@@ -81,24 +83,26 @@ export class SlideList {
 
   private async reload(): Promise<void> {
     this.slides = [];
-    await this.fetchPage(0);
+    await this.fetchPage(null);
   }
 
-  private async fetchPage(offset: number, pending?: Promise<SlideListReply>): Promise<void> {
+  /** Fetches the first page (cursor null) or the page after `cursor`, and renders. */
+  private async fetchPage(cursor: string | null, pending?: Promise<SlideListReply>): Promise<void> {
     this.loading?.abort();
     const loading = new AbortController();
     this.loading = loading;
     const parameters = new URLSearchParams(this.parameters);
     const text = this.queryInput.value.trim();
     if (text) parameters.set('q', text);
-    parameters.set('offset', String(offset));
+    if (cursor) parameters.set('cursor', cursor);
     parameters.set('limit', String(SLIDE_PAGE_SIZE));
     this.count.textContent = 'Loading slides…';
     this.list.setAttribute('aria-busy', 'true');
     try {
       const reply = await (pending ?? this.api.get<SlideListReply>(`/v1/slides?${parameters}`, loading.signal));
-      this.slides = offset === 0 ? reply.slides : [...this.slides, ...reply.slides];
+      this.slides = cursor === null ? reply.slides : [...this.slides, ...reply.slides];
       this.total = reply.total;
+      this.nextCursor = reply.nextCursor;
       // The caller may open a slide from it first: the viewer's tiles matter more than the cards.
       this.onLoaded(reply);
       this.render(text);
@@ -124,7 +128,7 @@ export class SlideList {
     replaceChildren(
       this.list,
       this.slides.map((slide) => h('li', {}, this.card(slide))),
-      this.slides.length < this.total ? h('li', {}, h('button', { type: 'button', class: 'secondary more', onclick: () => void this.fetchPage(this.slides.length) }, `Show more (${this.total - this.slides.length} left)`)) : null,
+      this.nextCursor ? h('li', {}, h('button', { type: 'button', class: 'secondary more', onclick: () => void this.fetchPage(this.nextCursor) }, `Show more (${Math.max(0, this.total - this.slides.length)} left)`)) : null,
     );
   }
 

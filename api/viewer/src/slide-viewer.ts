@@ -305,7 +305,8 @@ export class SlideViewer {
       Object.entries(rest)
         .filter(([field]) => field !== 'patient_id')
         .map(([field, value]) => h('span', { class: 'chip', title: field }, value)),
-      h('span', { class: 'muted' }, `${groupDigits(slide.width)} × ${groupDigits(slide.height)} px${physical} · ${slide.tiles} tiles`),
+      slide.newCase ? h('span', { class: 'chip', 'data-testid': 'new-case' }, 'new case · not indexed') : null,
+      h('span', { class: 'muted' }, `${groupDigits(slide.width)} × ${groupDigits(slide.height)} px${physical}${slide.newCase ? '' : ` · ${slide.tiles} tiles`}`),
     );
   }
 

@@ -32,6 +32,26 @@ export interface SlideSummary {
   indexedAt: string;
   thumbnailUrl: string;
   dziUrl: string;
+  /** A new case (a file under the slide roots, not indexed): slideId is its path; no tiles, no metadata. */
+  newCase?: boolean;
+}
+
+/** GET /v1/cases: slide files under the server's slide roots that are not indexed. */
+export interface CaseList {
+  /** `path`: relative to a slide root, or a DICOMweb series URL (`source` dicomweb). */
+  cases: Array<{ path: string; source: 'file' | 'dicomweb'; bytes?: number }>;
+  truncated: boolean;
+  unreachableServers: number;
+}
+
+/** GET /v1/cases/{path}. */
+export interface CaseSummary {
+  path: string;
+  width: number;
+  height: number;
+  mpp: number[];
+  thumbnailUrl: string;
+  dziUrl: string;
 }
 
 /** Shards that answered a search, of all shards. */
@@ -47,6 +67,8 @@ export interface SlideList {
   offset: number;
   limit: number;
   slides: SlideSummary[];
+  /** The `cursor` of the next page; null on the last page. */
+  nextCursor: string | null;
   /** Per field, value → number of slides. */
   facets: Record<string, Record<string, number>>;
   coverage: Coverage;
@@ -134,6 +156,8 @@ export type SearchQuery = (
   | { kind: 'region'; slideId: string; rect: BaseRect; /** µm per level-0 pixel; null without calibration. */ mpp: number | null }
   | { kind: 'image'; image: string; name: string }
   | { kind: 'slide'; slideId: string }
+  | { kind: 'case-region'; path: string; rect: BaseRect; mpp: number | null }
+  | { kind: 'case-slide'; path: string }
 ) & { feedback?: Feedback };
 
 /** A tile of an indexed slide, as refine-by-example sends it. */

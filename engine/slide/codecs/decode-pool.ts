@@ -22,7 +22,10 @@ let pool: Piscina | null = null;
 export function configureDecoding(options: DecodeOptions): void {
   if (options.nativeJpeg !== undefined) useNativeJpeg(options.nativeJpeg);
   if (options.decodeThreads === undefined) return;
-  poolThreads = Math.max(1, Math.floor(options.decodeThreads));
+  const threads = Math.max(1, Math.floor(options.decodeThreads));
+  // Several servers in one process (tests) configure it alike: keep the pool and its decodes in flight.
+  if (threads === poolThreads) return;
+  poolThreads = threads;
   if (pool) void pool.destroy();
   pool = null;
 }

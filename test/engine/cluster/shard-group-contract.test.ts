@@ -1,6 +1,7 @@
 /**
  * The ShardGroup contract, one suite run against each implementation: LocalShardGroup (search
- * threads in this process) and RemoteShardGroup (a real shard node on 127.0.0.1 over HTTP).
+ * threads in this process, or the calling thread as the CLI uses it) and RemoteShardGroup (a real
+ * shard node on 127.0.0.1 over HTTP).
  * The fan-out code sees only ShardGroup, so both must answer the same questions the same way.
  */
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ async function buildIndex(): Promise<Fixture> {
   for (let s = 0; s < 8; s++) {
     const slideVectors = clustered(40, DIMENSION, random, 5);
     vectors.set(`slide-${s}`, slideVectors);
-    putSlide(store.shardFor(`slide-${s}`)!, `slide-${s}`, slideVectors, { dataset: s % 2 === 0 ? 'even' : 'odd', patient_id: `P${s % 4}` });
+    putSlide(store.shardFor(`slide-${s}`)!, `slide-${s}`, slideVectors, { dataset: s % 2 === 0 ? 'even' : 'odd', patient_id: `P${s % 4}`, organ: s % 3 === 0 ? 'lung' : 'skin' });
   }
   await store.close();
   return { dir, vectors };
@@ -37,6 +38,14 @@ const implementations: Array<{ name: string; open: (dir: string) => Promise<{ gr
     name: 'LocalShardGroup',
     open: async (dir) => {
       const group = await LocalShardGroup.open(dir, { threads: 2 });
+      return { group, close: () => group.close() };
+    },
+  },
+  {
+    // The CLI's way: searches on the calling thread, the same tasks without a search thread.
+    name: 'LocalShardGroup searching on the calling thread',
+    open: async (dir) => {
+      const group = await LocalShardGroup.open(dir, { threads: 0 });
       return { group, close: () => group.close() };
     },
   },
@@ -101,9 +110,27 @@ for (const implementation of implementations) {
       expect((await group.storedVectors('slide-3', { mosaic: true }, null))!.length).toBeGreaterThan(0);
     });
 
-    it('lists slides without their paths, in scope only', async () => {
-      expect((await group.slides(null)).map((slide) => slide.slideId).sort()).toEqual(Array.from({ length: 8 }, (_, s) => `slide-${s}`));
-      expect((await group.slides(['odd'])).every((slide) => slide.metadata.dataset === 'odd')).toBe(true);
+    it('pages slides in id order across shards, with counts and facets, without paths, in scope only', async () => {
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (let pages = 0; pages < 5; pages++) {
+        const page = await group.slidePage({ limit: 3, datasets: null, ...(after ? { after } : {}) });
+        expect(page.total).toBe(8);
+        seen.push(...page.slides.map((slide) => slide.slideId));
+        expect(page.slides.every((slide) => !('path' in slide))).toBe(true);
+        if (!page.more) break;
+        after = page.slides[page.slides.length - 1]!.slideId;
+      }
+      expect(seen).toEqual(Array.from({ length: 8 }, (_, s) => `slide-${s}`));
+      const odd = await group.slidePage({ limit: 10, datasets: ['odd'] });
+      expect(odd.slides.map((slide) => slide.slideId)).toEqual(['slide-1', 'slide-3', 'slide-5', 'slide-7']);
+      expect(odd.facets.organ).toEqual({ lung: 1, skin: 3 });
+      expect(odd.facets.dataset).toEqual({ odd: 4 });
+      const oddLungs = await group.slidePage({ limit: 10, datasets: ['odd'], where: { organ: 'lung' } });
+      expect([oddLungs.total, oddLungs.slides.map((slide) => slide.slideId)]).toEqual([1, ['slide-3']]);
+      expect((await group.slidePage({ limit: 10, datasets: null, text: 'E-6' })).slides.map((slide) => slide.slideId)).toEqual(['slide-6']);
+      expect(await group.slideTotals(['even'])).toEqual({ slides: 4, tiles: 160 });
+      expect(await group.slideTotals(['none'])).toEqual({ slides: 0, tiles: 0 });
       const summary = await group.slide('slide-6', null);
       expect(summary?.tiles).toBe(40);
       expect(summary && 'path' in summary).toBe(false);

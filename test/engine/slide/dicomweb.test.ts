@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configureDicomWeb, dicomWebSeriesUrl, dicomWebStats, listDicomWebSeries, openSlide } from '../../../engine/index.js';
+import { configureDicomWeb, dicomWebSeriesUrl, dicomWebStats, IndexStore, listDicomWebSeries, openSlide } from '../../../engine/index.js';
 import { buildConfig, startServer } from '../../../api/index.js';
 import { CONVERSIONS_ROOT, DICOMIZER_MISSING, convertedSlide, hasDicomizer, type Conversion } from '../../reference/dicomizer.js';
 import { ORTHANC_MISSING, hasOrthanc, startOrthanc, type RunningOrthanc } from '../../reference/orthanc.js';
@@ -171,6 +171,27 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
     }
   });
 
+  it('index --dicomweb takes --metadata: rows matched to series by series UID, else study UID', async () => {
+    const env = { TESSERA_DICOMWEB_AUTHORIZATION: orthanc.authorization as string };
+    const [cmu, dapi] = await Promise.all([listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[1] as string] }), listDicomWebSeries(orthanc.dicomWeb, { series: [seriesOf[2] as string] })]);
+    const out = mkdtempSync(join(tmpdir(), 'tessera-dicomweb-metadata-'));
+    const csv = join(out, 'slides.csv');
+    writeFileSync(csv, ['slide_id,dicom_study_uid,patient_id,organ,dataset', `${cmu[0]?.series},,P1,skin,cmu`, `,${dapi[0]?.study},P2,kidney,stritt`].join('\n'));
+    const series = [cmu, dapi].flatMap((records) => ['--series', records[0]?.series as string]);
+    const index = await runTessera(['index', '--dicomweb', orthanc.dicomWeb, ...series, '--metadata', csv, '--out', join(out, 'index'), '--mpp', '4', '--min-tissue', '0'], env);
+    expect(index.code, index.stderr).toBe(0);
+    expect(index.stderr).toContain('metadata: 1 series matched by series UID, 1 by study UID, 0 without metadata; 0 rows matched no listed series');
+    const store = IndexStore.open(join(out, 'index'), { readOnly: true, graph: false });
+    try {
+      expect(store.shardFor(seriesOf[1] as string)?.slide(seriesOf[1] as string)?.metadata).toMatchObject({ patient_id: 'P1', organ: 'skin', dataset: 'cmu', dicom_series_uid: seriesOf[1] });
+      expect(store.shardFor(seriesOf[2] as string)?.slide(seriesOf[2] as string)?.metadata).toMatchObject({ patient_id: 'P2', organ: 'kidney', dataset: 'stritt', dicom_study_uid: dapi[0]?.study });
+      // The server is recorded as the index's source: a server started anywhere reads its series.
+      expect(store.info.sources?.dicomWebServers).toEqual([orthanc.dicomWeb]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('POST /v1/search/slide takes a new case: a file under a slide root or a series on a configured DICOMweb server', async () => {
     expect(indexDir).not.toBe('');
     const scratch = mkdtempSync(join(tmpdir(), 'tessera-dicomweb-api-'));
@@ -201,6 +222,17 @@ describe.skipIf(missing !== '')(`DICOMweb slides from a real Orthanc ${missing}`
       const thumbnail = await fetch(`${server.url}/v1/slides/${seriesOf[1]}/thumbnail`);
       expect(thumbnail.status).toBe(200);
       expect(thumbnail.headers.get('content-type')).toMatch(/^image\//);
+      // New cases for the viewer: the series not indexed are listed, shown and searched by a region.
+      const cases = (await (await fetch(`${server.url}/v1/cases`)).json()) as { cases: Array<{ path: string; source: string }> };
+      const listed = cases.cases.filter((entry) => entry.source === 'dicomweb').map((entry) => entry.path);
+      expect(listed).toContain(query?.url);
+      expect(listed.some((url) => url.endsWith(seriesOf[1] as string))).toBe(false);
+      const caseUrl = `${server.url}/v1/cases/${encodeURIComponent(query?.url as string)}`;
+      expect((await fetch(`${caseUrl}_files/8/0_0.jpeg`)).headers.get('content-type')).toBe('image/jpeg');
+      const regionSearch = await fetch(`${server.url}/v1/cases/search/region`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ slidePath: query?.url, x: 600, y: 800, width: 448, height: 448, k: 3 }) });
+      expect(regionSearch.status).toBe(200);
+      expect(((await regionSearch.json()) as { results: Array<{ slideId: string }> }).results[0]?.slideId).toBe(seriesOf[1]);
+      expect((await fetch(`${server.url}/v1/cases/${encodeURIComponent((query?.url as string).replace(orthanc.dicomWeb, 'http://127.0.0.1:9/dicom-web'))}`)).status).toBe(403);
     } finally {
       await server.close();
     }
