@@ -405,7 +405,7 @@ async function planSlide(job: PlannedJob, item: SlideItem, options: IndexRunOpti
 
 /**
  * A tile image is its own "slide" with one tile covering it. Planned on this thread: opening an
- * image reads its header on libuv's pool, cheaper than a hop to a planning thread.
+ * image reads its header asynchronously (a few KiB), cheaper than a hop to a planning thread.
  */
 async function planTileImage(job: PlannedJob, item: TileItem): Promise<void> {
   const slide = await openSlide(item.path);
