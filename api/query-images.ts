@@ -26,7 +26,7 @@ export async function decodeQueryImage(bytes: Buffer, maxPixels: number): Promis
   if (!width || !height) throw new ApiError('IMAGE_INVALID', 'the image has no size');
   if (width * height > maxPixels) throw new ApiError('PAYLOAD_TOO_LARGE', `the image is ${width}×${height} px; at most ${maxPixels} pixels are accepted`);
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' }).flatten({ background: '#ffffff' }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     if (info.width !== width || info.height !== height) throw new Error(`the header says ${width}×${height} px, the pixels decode to ${info.width}×${info.height}`);
     return { data, width: info.width, height: info.height };
