@@ -16,6 +16,7 @@ import { CLUSTER_TOKEN_HEADER } from '../engine/index.js';
 import { hashKey, KeyRing, type Access } from './auth.js';
 import { ApiError, installErrorHandler } from './errors.js';
 import { answerConnect, capConnectionsPerClient, installHandlerDeadline, serverOptions } from './http-limits.js';
+import { adminRoutes } from './routes/admin.js';
 import { cohortRoutes } from './routes/cohorts.js';
 import { hardNegativeRoutes } from './routes/hard-negatives.js';
 import { ReloadGate } from './reload-gate.js';
@@ -108,6 +109,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     await app.register(async (scope) => searchRoutes(scope, services));
     await app.register(async (scope) => cohortRoutes(scope, services));
     await app.register(async (scope) => hardNegativeRoutes(scope, services));
+    await app.register(async (scope) => adminRoutes(scope, services));
   }
   await app.register(async (scope) => slideRoutes(scope, services));
   if (config.role === 'shard' && services.local) {

@@ -14,6 +14,7 @@ import { DEFAULT_TILE_SPEC, Embedder, augmentedRef, calibrationWarning, configur
 import { discoverDicomWeb } from './discover.js';
 import { dryRun, runIndex } from './pipeline.js';
 import { EVALUATE_USAGE, evaluateCommand, type CommandKit } from './evaluate-command.js';
+import { LOADTEST_USAGE, loadtestCommand } from './loadtest-command.js';
 import { PRESETS, listModels, modelFileBytes } from '../models/index.js';
 
 const USAGE = `Usage: tessera <command> [options]
@@ -43,6 +44,7 @@ Commands:
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order
 ${EVALUATE_USAGE}
+${LOADTEST_USAGE}
   verify --index INDEX               check every shard's invariants (exit 1 on a problem)
   upgrade --index INDEX              convert an index written by an older Tessera (format 1) in place
   delete --index INDEX --slide ID    remove a slide and its tiles
@@ -97,7 +99,7 @@ export async function checkInvocation(argv: string[]): Promise<string | null> {
 
 type Command = (args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand, evaluate: (args) => evaluateCommand(args, commandKit) };
+const COMMANDS: Record<string, Command> = { info, region, tiles, embed, models, index, search, verify, upgrade, delete: deleteSlide, 'hard-negatives': hardNegativesCommand, evaluate: (args) => evaluateCommand(args, commandKit), loadtest: (args) => loadtestCommand(args, commandKit) };
 
 /** Lent to commands kept in their own files. */
 const commandKit: CommandKit = {

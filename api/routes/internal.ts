@@ -4,10 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch } from '../../engine/index.js';
+import { vectorFromBase64, vectorToBase64, type LocalShardGroup, type ScopedSearch, type WireExactRequest } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
+import { EXACT_DEADLINE, EXACT_QUERIES_LIMIT } from './admin.js';
 import { RELOAD_DEADLINE } from './system.js';
 
 const Datasets = Type.Union([Type.Array(Type.String()), Type.Null()]);
@@ -21,14 +22,30 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     '/internal/v1/search',
     { schema: { ...hide, body: Type.Object({ queries: Type.Array(Type.String(), { maxItems: 4096 }), request: Type.Object({ k: Type.Integer({ minimum: 1, maximum: 1000 }) }, { additionalProperties: true }) }) } },
     async (request) => {
-      const vectors = request.body.queries.map((text) => {
-        const vector = vectorFromBase64(text, dimension);
-        if (!vector) throw new ApiError('BAD_REQUEST', `query vectors must be ${dimension} float32 values, base64`);
-        return vector;
-      });
+      const vectors = request.body.queries.map((text) => vectorOf(text, dimension));
       const result = await local.search(vectors, request.body.request);
       services.metrics.observeShards(result.shardMs);
       return result;
+    },
+  );
+
+  // Ground truth for the admin exact-search route: the router has checked the caller is an admin.
+  app.post(
+    '/internal/v1/exact-search',
+    {
+      schema: {
+        ...hide,
+        body: Type.Object({
+          queries: Type.Array(Type.String(), { maxItems: EXACT_QUERIES_LIMIT }),
+          request: Type.Object({ k: Type.Integer({ minimum: 1, maximum: 1000 }) }, { additionalProperties: true }),
+          perQuery: Type.Array(Type.Object({ slides: Type.Optional(Type.Array(Type.String())), patients: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false }), { maxItems: EXACT_QUERIES_LIMIT }),
+        }),
+      },
+      config: EXACT_DEADLINE,
+    },
+    async (request) => {
+      const body = request.body as WireExactRequest;
+      return local.exactSearch(body.queries.map((text) => vectorOf(text, dimension)), body.request, body.perQuery);
     },
   );
 
@@ -62,4 +79,10 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
   app.get('/internal/v1/health', { schema: { ...hide } }, async () => local.health());
 
   app.post('/internal/v1/reload', { schema: { ...hide }, config: RELOAD_DEADLINE }, async () => reloads.run(() => local.reload()));
+}
+
+function vectorOf(text: string, dimension: number): Float32Array {
+  const vector = vectorFromBase64(text, dimension);
+  if (!vector) throw new ApiError('BAD_REQUEST', `query vectors must be ${dimension} float32 values, base64`);
+  return vector;
 }

@@ -4,4 +4,4 @@ export { LocalShardGroup, type LocalGroupOptions } from './local-group.js';
 export { RemoteShardGroup, type RemoteGroupOptions } from './remote-group.js';
 export { SlideFiles } from './slide-files.js';
 export { summaryOf, type BaseRect, type GroupHealth, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
-export { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireSearchRequest } from './wire.js';
+export { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireExactRequest, type WireSearchRequest } from './wire.js';

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { TesseraError } from '../errors.js';
-import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
+import { datasetOf, IndexStore, mergeHits, planParts, type Label, type QueryExclusions, type LocalShard, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
 import { SearchQueue } from './search-queue.js';
@@ -120,6 +120,21 @@ export class LocalShardGroup implements ShardGroup {
     return { hits: queries.map((_, i) => mergeHits(answers.map((answer) => answer.hits[i] ?? []), request.k)), shardMs };
   }
 
+  async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
+    const { store, pools } = this.current;
+    const dimension = store.info.model.dimension;
+    if (queries.length === 0 || pools.length === 0) return { hits: queries.map(() => []), shardMs: {} };
+    const flat = new Float32Array(queries.length * dimension);
+    queries.forEach((query, i) => flat.set(query, i * dimension));
+    // Sent to each thread's pool directly, not through the search queue: a scan has nothing to be
+    // batched with, and the searches that arrive meanwhile wait behind it in piscina's own queue.
+    const scans = Promise.all(pools.map((pool) => pool.run({ op: 'exact', queries: flat, dimension, request, perQuery } satisfies SearchTask) as Promise<GroupSearchResult>));
+    const answers = await (deadline === undefined ? scans : withDeadline(scans, deadline));
+    const shardMs: Record<number, number> = {};
+    for (const answer of answers) for (const [shard, ms] of Object.entries(answer.shardMs)) shardMs[Number(shard)] = (shardMs[Number(shard)] ?? 0) + ms;
+    return { hits: queries.map((_, i) => mergeHits(answers.map((answer) => answer.hits[i] ?? []), request.k)), shardMs };
+  }
+
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
     const found = recordIn(this.current.store, slideId, datasets);
     if (!found) return null;
@@ -187,6 +202,15 @@ export class LocalShardGroup implements ShardGroup {
     this.retired.clear();
     await Promise.all(open.map(closeGeneration));
   }
+}
+
+/** `work`, or SHARD_UNAVAILABLE once `deadline` (epoch ms) passes; the work itself runs on. */
+function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TesseraError('SHARD_UNAVAILABLE', 'local shards missed the deadline of an exact search', { transient: true })), Math.max(1, deadline - Date.now()));
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {

@@ -5,9 +5,10 @@
  */
 import { Agent, request as httpRequest } from 'node:http';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
+import type { QueryExclusions } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import type { BaseRect, GroupHealth, GroupSearchResult, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireSearchRequest } from './wire.js';
+import { CLUSTER_TOKEN_HEADER, vectorFromBase64, vectorToBase64, type WireExactRequest, type WireSearchRequest } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -53,6 +54,11 @@ export class RemoteShardGroup implements ShardGroup {
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
     const body: WireSearchRequest = { queries: queries.map(vectorToBase64), request };
     return this.post<GroupSearchResult>('/internal/v1/search', body, deadline);
+  }
+
+  async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
+    const body: WireExactRequest = { queries: queries.map(vectorToBase64), request, perQuery };
+    return this.post<GroupSearchResult>('/internal/v1/exact-search', body, deadline ?? Date.now() + EXACT_TIMEOUT_MS);
   }
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
@@ -158,6 +164,8 @@ function request<T>(url: string, body: unknown, timeoutMs: number, token: string
 }
 
 const RELOAD_TIMEOUT_MS = 120_000;
+/** An exact scan of a node's shards for a few hundred queries takes seconds to minutes at 1M tiles. */
+const EXACT_TIMEOUT_MS = 600_000;
 
 function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);

@@ -1,4 +1,5 @@
 /** How vectors and search requests cross HTTP between a router and shard nodes. */
+import type { QueryExclusions } from '../index/index.js';
 import type { GroupSearchResult, ScopedSearch } from './shard-group.js';
 
 /** Header carrying the cluster token on router → shard node calls. */
@@ -23,3 +24,8 @@ export interface WireSearchRequest {
 }
 
 export type WireSearchResponse = GroupSearchResult;
+
+/** An exact search (ground truth): the queries, the shared search, and what each query alone leaves out. */
+export interface WireExactRequest extends WireSearchRequest {
+  perQuery: QueryExclusions[];
+}
