@@ -10,7 +10,7 @@ import type { CommandKit } from './evaluate-command.js';
 import { parseRates, reportHtml, reportTable, runLoadtest, SCENARIO_NAMES, type ScenarioName } from './loadtest/index.js';
 
 export const LOADTEST_USAGE = `  loadtest URL [--api-key KEY] [--scenarios reference,upload,slide,filtered] [--duration 10]
-           [--connections 32] [--rates 25%,50%,75%,90%] [-k 10] [--ef N] [--recall-queries 100]
+           [--warmup S] [--connections 32] [--rates 25%,50%,75%,90%] [-k 10] [--ef N] [--recall-queries 100]
            [--images A.png,B.png] [--filter JSON] [--out PREFIX] [--json]
                                      load-test a deployment: closed-loop maximum, open-loop fixed
                                      rates (% of the maximum or requests/s), p50/p95/p99, errors by
@@ -28,6 +28,7 @@ export async function loadtestCommand(args: string[], kit: CommandKit): Promise<
         'api-key': { type: 'string' },
         scenarios: { type: 'string' },
         duration: { type: 'string' },
+        warmup: { type: 'string' },
         connections: { type: 'string' },
         rates: { type: 'string' },
         k: { type: 'string', short: 'k' },
@@ -56,6 +57,7 @@ export async function loadtestCommand(args: string[], kit: CommandKit): Promise<
   const scenarios = (values.scenarios ?? SCENARIO_NAMES.join(',')).split(',').map((name) => name.trim());
   for (const name of scenarios) if (!(SCENARIO_NAMES as readonly string[]).includes(name)) kit.usage(`--scenarios: unknown scenario '${name}' (known: ${SCENARIO_NAMES.join(', ')})`);
   const durationSeconds = numberFlag(values.duration, 'duration', 10, kit);
+  const warmupSeconds = values.warmup === '0' ? 0 : values.warmup === undefined ? undefined : numberFlag(values.warmup, 'warmup', 0, kit);
   const connections = integerFlag(values.connections, 'connections', 32, kit);
   const k = integerFlag(values.k, 'k', 10, kit);
   const ef = values.ef === undefined ? undefined : integerFlag(values.ef, 'ef', 0, kit);
@@ -81,6 +83,7 @@ export async function loadtestCommand(args: string[], kit: CommandKit): Promise<
     ...(apiKey ? { apiKey } : {}),
     scenarios: scenarios as ScenarioName[],
     durationSeconds,
+    ...(warmupSeconds === undefined ? {} : { warmupSeconds }),
     connections,
     rates,
     k,

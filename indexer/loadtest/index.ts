@@ -27,7 +27,7 @@ export interface LoadtestOptions extends Omit<ScenarioOptions, 'seed' | 'referen
   rates: RateSpec[];
   /** Recall queries per scenario (0: none). */
   recallQueries: number;
-  /** Warm-up before the maximum is measured, seconds. */
+  /** Closed-loop warm-up before the maximum is measured, seconds (default: a quarter of the duration, 1 to 2 s). */
   warmupSeconds?: number;
   seed?: number;
   log?: (line: string) => void;

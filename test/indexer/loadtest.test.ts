@@ -11,6 +11,7 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../api/index.js';
 import { KEYS, buildApiFixture, client, serve, type ApiFixture } from '../api/fixture.js';
+import { Deployment, measureRecall } from '../../indexer/loadtest/index.js';
 import { runTessera, type CliResult } from '../run-cli.js';
 import { PROJECT_ROOT, SHARED_MISSING, hasSharedData } from '../shared-data.js';
 
@@ -38,7 +39,7 @@ describe.skipIf(!hasSharedData)(`tessera loadtest ${hasSharedData ? '' : SHARED_
     fixture = await buildApiFixture();
     server = await serve(fixture, { index: fixture.index, config: fixture.config });
     prefix = join(fixture.scratch, 'report');
-    result = await runTessera(['loadtest', server.url, '--duration', '1', '--connections', '2', '--rates', '25%,8', '--recall-queries', '12', '--out', prefix], { TESSERA_API_KEY: KEYS.all });
+    result = await runTessera(['loadtest', server.url, '--duration', '1', '--warmup', '0', '--connections', '2', '--rates', '25%,8', '--recall-queries', '12', '--out', prefix], { TESSERA_API_KEY: KEYS.all });
   }, 180_000);
 
   afterAll(async () => {
@@ -94,6 +95,11 @@ describe.skipIf(!hasSharedData)(`tessera loadtest ${hasSharedData ? '' : SHARED_
     expect([...scores].sort((a, b) => b - a)).toEqual(scores);
     // The query slide is left out by default, as in the served search.
     expect(exact.body.results[0].hits.every((hit: { slideId: string }) => hit.slideId !== 'S1')).toBe(true);
+    // loadtest with a non-admin key says why recall is missing instead of failing.
+    const scenario = { name: 'reference' as const, description: '', path: '/v1/search/region', body: () => '{}', recall: { queries: [query.queries[0]!] } };
+    const recall = await measureRecall(new Deployment({ url: server.url, headers: { authorization: `Bearer ${KEYS.stritt}` } }), scenario, { k: 10, maxQueries: 10 });
+    expect(recall.recall).toBeNull();
+    expect(recall.reason).toMatch(/403 FORBIDDEN.*needs an admin key/);
   });
 
   it('refuses a bad invocation with a usage error naming the flag', async () => {
