@@ -11,15 +11,17 @@
  * due time), and recall@10 of served results against the admin exact-search route (a full scan).
  * Also the search threads alone (no HTTP) on the same cores, the ceiling the API is measured
  * against, and each node's memory.
+ * The p50 a router adds is compared at a light load both sustain (BENCH_LIGHT_RATE, 20 requests/s).
  * Env: BENCH_SECONDS (per rate, default 8); BENCH_TILES (a multiple of 11,000); BENCH_SCENARIOS
- * (comma list of single, cluster, upload; default all). Writes benchmarks/results/load-<time>.json.
+ * (comma list of single, cluster, upload; default all). Writes benchmarks/results/load-<time>.json
+ * and each loadtest's HTML report beside it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { LocalShardGroup } from '../../engine/cluster/index.js';
-import { failures, openLoop, reportTable, runLoadtest, type LoadtestOptions, type LoadtestReport, type OpenLoopResult, type ScenarioReport } from '../../indexer/loadtest/index.js';
+import { failures, openLoop, reportHtml, reportTable, runLoadtest, type LoadtestOptions, type LoadtestReport, type OpenLoopResult, type ScenarioReport } from '../../indexer/loadtest/index.js';
 import { PROJECT_ROOT } from '../../test/shared-data.js';
 import { FULL_TILES, TILES_PER_SLIDE, loadIndex, tileRect } from './synthetic-index.js';
 
@@ -30,6 +32,9 @@ const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'single,cluster,upload
 const CACHE = join(PROJECT_ROOT, '.cache', 'bench');
 const BIN = join(PROJECT_ROOT, 'indexer', 'bin', 'tessera.js');
 const RATES = [{ fraction: 0.25 }, { fraction: 0.5 }, { fraction: 0.75 }, { fraction: 0.9 }];
+/** A light load both deployments sustain, where the p50 the router adds is compared (requests/s). */
+const LIGHT_RATE = Number(process.env.BENCH_LIGHT_RATE ?? 20);
+const LIGHT = `${LIGHT_RATE}/s`;
 const results: Record<string, unknown> = {};
 const log = (line: string) => console.log(line);
 
@@ -69,10 +74,15 @@ function memoryOf(node: Node): { rssMiB: number; peakRssMiB: number } | null {
 
 const memoryText = (memory: ReturnType<typeof memoryOf>) => (memory ? `${memory.rssMiB} MiB (peak ${memory.peakRssMiB})` : 'unknown');
 
-/** One loadtest run against a deployment of this benchmark, printed as loadtest prints it. */
-async function loadtest(url: string, options: Partial<LoadtestOptions> & Pick<LoadtestOptions, 'scenarios'>): Promise<LoadtestReport> {
+const OUT = join(PROJECT_ROOT, 'benchmarks', 'results');
+const RUN = new Date().toISOString().replace(/:/g, '-');
+
+/** One loadtest run against a deployment of this benchmark, printed as loadtest prints it; its HTML report beside the JSON. */
+async function loadtest(name: string, url: string, options: Partial<LoadtestOptions> & Pick<LoadtestOptions, 'scenarios'>): Promise<LoadtestReport> {
   const report = await runLoadtest({ url, durationSeconds: SECONDS, connections: 32, rates: RATES, k: 10, recallQueries: 100, ...options });
   process.stdout.write(`\n${reportTable(report)}`);
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, `load-${RUN}-${name}.html`), reportHtml(report));
   return report;
 }
 
@@ -132,14 +142,15 @@ async function singleNode(): Promise<SingleFigures> {
   const started = performance.now();
   const single = await startNode(['--index', dir, '--no-model'], 18180);
   console.log(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  const main = await loadtest(single.url, { scenarios: ['reference', 'filtered'] });
+  const main = await loadtest('single', single.url, { scenarios: ['reference'], rates: [{ perSecond: LIGHT_RATE }, ...RATES] });
+  const filtered = await loadtest('single-filtered', single.url, { scenarios: ['filtered'] });
   // ef 64 (the old default) for comparison: its maximum and recall only.
-  const ef64 = await loadtest(single.url, { scenarios: ['reference'], ef: 64, rates: [] });
-  const slideSearch = await loadtest(single.url, { scenarios: ['slide'], connections: 8, recallQueries: 0 });
+  const ef64 = await loadtest('single-ef64', single.url, { scenarios: ['reference'], ef: 64, rates: [] });
+  const slideSearch = await loadtest('single-slide', single.url, { scenarios: ['slide'], connections: 8, recallQueries: 0 });
   const memory = memoryOf(single);
   console.log(`  single node memory: ${memoryText(memory)}`);
   await single.stop();
-  const figures = { reference: scenario(main, 'reference'), ef64: scenario(ef64, 'reference'), filtered: scenario(main, 'filtered'), slideSearch: scenario(slideSearch, 'slide'), memory };
+  const figures = { reference: scenario(main, 'reference'), ef64: scenario(ef64, 'reference'), filtered: scenario(filtered, 'filtered'), slideSearch: scenario(slideSearch, 'slide'), memory };
   results.single = figures;
   return figures;
 }
@@ -151,16 +162,14 @@ interface ClusterFigures {
   memory: { router: ReturnType<typeof memoryOf>; node0: ReturnType<typeof memoryOf>; node1: ReturnType<typeof memoryOf> };
 }
 
-async function clusterNodes(single: SingleFigures | undefined): Promise<ClusterFigures> {
+async function clusterNodes(): Promise<ClusterFigures> {
   log('\nstarting shard nodes 0 and 1 and a router…');
   const started = performance.now();
   const node0 = await startNode(['--role', 'shard', '--index', dir, '--shards', '0'], 18181);
   let node1 = await startNode(['--role', 'shard', '--index', dir, '--shards', '1', '--threads', '1'], 18182);
   const router = await startNode(['--role', 'router', '--nodes', `${node0.url},${node1.url}`, '--no-model'], 18183);
   console.log(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  // The single node's 25% rate too, so that the added latency compares equal offered loads.
-  const sameRate = single ? [{ perSecond: at(single.reference, '25%').offeredRps }] : [];
-  const report = await loadtest(router.url, { scenarios: ['reference'], rates: [...sameRate, ...RATES] });
+  const report = await loadtest('cluster', router.url, { scenarios: ['reference'], rates: [{ perSecond: LIGHT_RATE }, ...RATES] });
   const reference = scenario(report, 'reference');
   const memory = { router: memoryOf(router), node0: memoryOf(node0), node1: memoryOf(node1) };
   console.log(`  memory: router ${memoryText(memory.router)}, shard node 0 ${memoryText(memory.node0)}, shard node 1 ${memoryText(memory.node1)}`);
@@ -196,7 +205,7 @@ async function uploads(): Promise<ScenarioReport> {
     await new Promise<void>((resolve, reject) => spawn(process.execPath, [BIN, 'index', '--slides', join(PROJECT_ROOT, 'indexer', 'samples'), '--out', sampleIndex], { stdio: 'ignore' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`indexing failed (${code})`)))));
   }
   const withModel = await startNode(['--index', sampleIndex, '--slide-roots', join(PROJECT_ROOT, 'indexer', 'samples')], 18184);
-  const report = await loadtest(withModel.url, { scenarios: ['upload'], connections: 8, recallQueries: 20 });
+  const report = await loadtest('upload', withModel.url, { scenarios: ['upload'], connections: 8, recallQueries: 20 });
   const memory = memoryOf(withModel);
   console.log(`  node with the model: memory ${memoryText(memory)}`);
   await withModel.stop();
@@ -206,7 +215,7 @@ async function uploads(): Promise<ScenarioReport> {
 }
 
 const single = SCENARIOS.has('single') ? await singleNode() : undefined;
-const cluster = SCENARIOS.has('cluster') ? await clusterNodes(single) : undefined;
+const cluster = SCENARIOS.has('cluster') ? await clusterNodes() : undefined;
 const upload = SCENARIOS.has('upload') ? await uploads() : undefined;
 
 // ── summary ───────────────────────────────────────────────────────────────────────────────────
@@ -225,10 +234,8 @@ if (single) {
   console.log(`        memory: single node ${memoryText(single.memory)}`);
 }
 if (single && cluster) {
-  const rate = at(single.reference, '25%').offeredRps;
-  const clusterRun = at(cluster.reference, `${rate}/s`);
-  const addedP50 = clusterRun.p50 - at(single.reference, '25%').p50;
-  check('router + 2 shard nodes add ≤ 2 ms to p50', addedP50 <= 2, `${clusterRun.p50.toFixed(2)} − ${at(single.reference, '25%').p50.toFixed(2)} = ${addedP50.toFixed(2)} ms at ${rate} requests/s`);
+  const addedP50 = at(cluster.reference, LIGHT).p50 - at(single.reference, LIGHT).p50;
+  check('router + 2 shard nodes add ≤ 2 ms to p50', addedP50 <= 2, `${at(cluster.reference, LIGHT).p50.toFixed(2)} − ${at(single.reference, LIGHT).p50.toFixed(2)} = ${addedP50.toFixed(2)} ms at ${LIGHT_RATE} requests/s`);
 }
 if (cluster) {
   const failed = Object.values(failures(cluster.chaos.statuses)).reduce((sum, count) => sum + count, 0);
@@ -237,6 +244,5 @@ if (cluster) {
 }
 if (upload) console.log(`        uploaded image: max ${upload.max.achievedRps.toFixed(0)} requests/s, p99 at 75% ${at(upload, '75%').p99.toFixed(1)} ms, recall@10 ${recallText(upload)}`);
 Object.assign(results, { machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, tiles: TILES, seconds: SECONDS, engineSearchesPerSecond: engineMax });
-const out = join(PROJECT_ROOT, 'benchmarks', 'results');
-mkdirSync(out, { recursive: true });
-writeFileSync(join(out, `load-${new Date().toISOString().replace(/:/g, '-')}.json`), `${JSON.stringify(results, null, 2)}\n`);
+mkdirSync(OUT, { recursive: true });
+writeFileSync(join(OUT, `load-${RUN}.json`), `${JSON.stringify(results, null, 2)}\n`);
