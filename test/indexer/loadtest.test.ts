@@ -102,8 +102,10 @@ describe.skipIf(!hasSharedData)(`tessera loadtest ${hasSharedData ? '' : SHARED_
     expect(recall.reason).toMatch(/403 FORBIDDEN.*needs an admin key/);
   });
 
-  it('refuses a bad invocation with a usage error naming the flag', async () => {
-    const bad = await runTessera(['loadtest', server.url, '--rates', 'fast']);
+  it('explains itself with --help and refuses a bad invocation naming the flag', async () => {
+    const [help, bad] = await Promise.all([runTessera(['loadtest', '--help']), runTessera(['loadtest', server.url, '--rates', 'fast'])]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/loadtest URL \[--api-key KEY\]/);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--rates: "fast"/);
   });
