@@ -36,6 +36,8 @@ interface Generation {
   /** One pool of one thread per share of the parts; threads that were given no part are not started. */
   pools: Piscina[];
   queues: SearchQueue[];
+  /** Exact scans running on the threads (they bypass the queues): waited for before the threads stop. */
+  scans: Set<Promise<unknown>>;
   slideFiles: SlideFiles;
 }
 
@@ -121,7 +123,8 @@ export class LocalShardGroup implements ShardGroup {
   }
 
   async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
-    const { store, pools } = this.current;
+    const generation = this.current;
+    const { store, pools } = generation;
     const dimension = store.info.model.dimension;
     if (queries.length === 0 || pools.length === 0) return { hits: queries.map(() => []), shardMs: {} };
     const flat = new Float32Array(queries.length * dimension);
@@ -129,6 +132,8 @@ export class LocalShardGroup implements ShardGroup {
     // Sent to each thread's pool directly, not through the search queue: a scan has nothing to be
     // batched with, and the searches that arrive meanwhile wait behind it in piscina's own queue.
     const scans = Promise.all(pools.map((pool) => pool.run({ op: 'exact', queries: flat, dimension, request, perQuery } satisfies SearchTask) as Promise<GroupSearchResult>));
+    generation.scans.add(scans);
+    void scans.catch(() => undefined).finally(() => generation.scans.delete(scans));
     const answers = await (deadline === undefined ? scans : withDeadline(scans, deadline));
     const shardMs: Record<number, number> = {};
     for (const answer of answers) for (const [shard, ms] of Object.entries(answer.shardMs)) shardMs[Number(shard)] = (shardMs[Number(shard)] ?? 0) + ms;
@@ -248,7 +253,7 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
       }),
   );
   const describe = `local shards ${shards.join(',')}`;
-  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
+  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), scans: new Set(), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
     await Promise.all(pools.map((pool) => pool.run({ op: 'ping', delayMs: 0 } satisfies SearchTask)));
   } catch (error) {
@@ -263,6 +268,7 @@ async function closeGeneration(generation: Generation): Promise<void> {
   // Waiting searches are failed; running ones finish first: a thread terminated inside hnswlib's
   // searchKnn aborts the whole process instead of exiting.
   await Promise.all(generation.queues.map((queue) => queue.close()));
+  await Promise.allSettled([...generation.scans]);
   await Promise.all(generation.pools.map((pool) => pool.destroy()));
   await generation.slideFiles.close();
   await generation.store.close();
