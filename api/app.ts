@@ -17,6 +17,7 @@ import { hashKey, KeyRing, type Access } from './auth.js';
 import { ApiError, installErrorHandler } from './errors.js';
 import { answerConnect, capConnectionsPerClient, installHandlerDeadline, serverOptions } from './http-limits.js';
 import { caseRoutes } from './routes/cases.js';
+import { adminRoutes } from './routes/admin.js';
 import { cohortRoutes } from './routes/cohorts.js';
 import { hardNegativeRoutes } from './routes/hard-negatives.js';
 import { ReloadGate } from './reload-gate.js';
@@ -109,6 +110,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     await app.register(async (scope) => searchRoutes(scope, services));
     await app.register(async (scope) => cohortRoutes(scope, services));
     await app.register(async (scope) => hardNegativeRoutes(scope, services));
+    await app.register(async (scope) => adminRoutes(scope, services));
   }
   await app.register(async (scope) => slideRoutes(scope, services));
   if (config.role === 'all' && services.local) await app.register(async (scope) => caseRoutes(scope, services));

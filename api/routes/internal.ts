@@ -4,10 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { BINARY_CONTENT_TYPE, decodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type QueryExclusions, type SlidePageQuery, type WireExactRequest } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
+import { EXACT_DEADLINE, EXACT_QUERIES_LIMIT } from './admin.js';
 import { RELOAD_DEADLINE } from './system.js';
 
 const Datasets = Type.Union([Type.Array(Type.String()), Type.Null()]);
@@ -30,6 +31,16 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     const result = await local.search(search.queries, search.request);
     services.metrics.observeShards(result.shardMs);
     return result;
+  });
+
+  // Ground truth for the admin exact-search route (the router has checked the caller is an admin):
+  // framed as a search, its JSON request also saying what each query alone leaves out.
+  app.post('/internal/v1/exact-search', { schema: { ...hide }, config: EXACT_DEADLINE }, async (request) => {
+    if (!Buffer.isBuffer(request.body)) throw new ApiError('BAD_REQUEST', `an exact search body is ${SEARCH_CONTENT_TYPE}`);
+    const search = decodeSearch(request.body, dimension);
+    if ('problem' in search) throw new ApiError('BAD_REQUEST', search.problem);
+    if (search.queries.length > EXACT_QUERIES_LIMIT) throw new ApiError('BAD_REQUEST', `at most ${EXACT_QUERIES_LIMIT} queries an exact search, got ${search.queries.length}`);
+    return local.exactSearch(search.queries, search.request, perQueryOf((search.request as Partial<WireExactRequest>).perQuery, search.queries.length));
   });
 
   app.post<{ Body: { slideId: string; selection: { rect: { x: number; y: number; width: number; height: number } } | { mosaic: true }; datasets: string[] | null } }>(
@@ -79,4 +90,12 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
   app.get('/internal/v1/health', { schema: { ...hide } }, async () => local.health());
 
   app.post('/internal/v1/reload', { schema: { ...hide }, config: RELOAD_DEADLINE }, async () => reloads.run(() => local.reload()));
+}
+
+/** Each query's own exclusions, checked: none, or one entry a query, each with string lists only. @throws ApiError BAD_REQUEST */
+function perQueryOf(value: unknown, queries: number): QueryExclusions[] {
+  const strings = (list: unknown) => list === undefined || (Array.isArray(list) && list.every((item) => typeof item === 'string'));
+  const valid = Array.isArray(value) && (value.length === 0 || value.length === queries) && value.every((entry) => typeof entry === 'object' && entry !== null && strings((entry as QueryExclusions).slides) && strings((entry as QueryExclusions).patients));
+  if (!valid) throw new ApiError('BAD_REQUEST', `an exact search's perQuery is empty or one {slides?, patients?} of strings for each of its ${queries} queries`);
+  return value as QueryExclusions[];
 }

@@ -1,17 +1,25 @@
 /**
- * The load benchmark's index: 1,000,000 synthetic 384-d tiles in shard 0 (the vectors and HNSW
- * graph bench:index builds and caches: the same graph, hard-linked, with tile and slide records
- * written beside it) plus 100,000 more in shard 1 (added through LocalShard), 1,000 tiles a slide.
- * Checked with LocalShard.verify before use. Built once into .cache/bench/load-index.
+ * The load benchmark's index: synthetic 384-d tiles in 2 shards, 1,000 tiles a slide, about ten
+ * in eleven of them in shard 0. At the full size (1,100,000 tiles) shard 0 is the vectors and
+ * HNSW graph bench:index builds and caches (the same graph, hard-linked, with tile and slide
+ * records written beside it) and shard 1 holds 100,000 more added through LocalShard. At any
+ * other size (BENCH_TILES) both shards are written through LocalShard from the same kind of
+ * vectors (clusters along 16-d subspaces, as bench:index makes them), so their segments are
+ * built, and their ef tuned, as `tessera index` does. Checked with LocalShard.verify before use.
+ * Built once into .cache/bench/load-index (or load-index-N).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { IndexStore, asSlideId, createOrCheckIndex, shardDir, shardOf, upgradeIndex, type IndexInfo, type SlideRecord, type TileRecord } from '../../engine/index.js';
+import { seeded } from '../../test/engine/index/synthetic-shards.js';
+import { subspaceMixture } from '../index/growth.js';
 
 export const DIMENSION = 384;
 export const TILES_PER_SLIDE = 1000;
+/** The size bench:index's cached 1M graph makes possible (1M in shard 0, 100k in shard 1). */
+export const FULL_TILES = 1_100_000;
 const GRID_COLUMNS = 40;
 const ORGANS = ['lung', 'kidney', 'skin', 'breast', 'colon'];
 
@@ -51,16 +59,25 @@ function slideRecord(slideId: string, index: number, labels: number[]): SlideRec
   };
 }
 
-/** Builds (once) and returns the load index. `annDir` holds vectors.f32 and hnswlib.bin from bench:index. */
-export async function loadIndex(cacheDir: string, annDir: string, log: (line: string) => void): Promise<LoadIndex> {
-  const dir = join(cacheDir, 'load-index');
-  const bigCount = 1_000_000;
-  const smallCount = 100_000;
+/**
+ * Builds (once) and returns the load index of `tileCount` tiles (a multiple of 11,000). At FULL_TILES,
+ * `annDir` holds vectors.f32 and hnswlib.bin from bench:index (built first when missing).
+ */
+export async function loadIndex(cacheDir: string, annDir: string, log: (line: string) => void, tileCount = FULL_TILES): Promise<LoadIndex> {
+  if (!Number.isInteger(tileCount) || tileCount < 11 * TILES_PER_SLIDE || tileCount % (11 * TILES_PER_SLIDE) !== 0) throw new Error(`BENCH_TILES must be a multiple of ${11 * TILES_PER_SLIDE}, got ${tileCount}`);
+  const dir = join(cacheDir, tileCount === FULL_TILES ? 'load-index' : `load-index-${tileCount}`);
+  const bigCount = (tileCount / 11) * 10;
+  const smallCount = tileCount / 11;
   const shard0 = slideIdsFor(0, bigCount / TILES_PER_SLIDE, 'syn');
   const shard1 = slideIdsFor(1, smallCount / TILES_PER_SLIDE, 'syn');
   const slides = [...shard0.map((slideId, i) => ({ slideId, shard: 0, firstLabel: i * TILES_PER_SLIDE })), ...shard1.map((slideId, i) => ({ slideId, shard: 1, firstLabel: i * TILES_PER_SLIDE }))];
   if (existsSync(join(dir, 'ready'))) return { dir, slides };
   rmSync(dir, { recursive: true, force: true });
+  if (tileCount !== FULL_TILES) {
+    await writeThroughShards(dir, [shard0, shard1], log);
+    await verified(dir);
+    return { dir, slides };
+  }
   if (!existsSync(join(annDir, 'hnswlib.bin'))) {
     log('  building the 1M synthetic vectors and graph first (BENCH_SECTIONS=ann-synthetic npm run bench:index, ~25 min here)…');
     execFileSync(process.execPath, ['--import', 'tsx', 'benchmarks/index/bench-index.ts'], { stdio: 'inherit', env: { ...process.env, BENCH_SECTIONS: 'ann-synthetic', BENCH_ANN_N: String(bigCount) } });
@@ -108,16 +125,44 @@ export async function loadIndex(cacheDir: string, annDir: string, log: (line: st
       return { tile: { ...tileRect(j), mpp: 0.5, tissue: 1, level: 0 }, vector: vector.map((v) => v / norm) };
     });
     const record = slideRecord(slideId, shard0.length + s, []);
-    shard.putSlide({ slideId: record.slideId, path: record.path, metadata: record.metadata, fingerprint: record.fingerprint, mppSupplied: true, mpp: record.mpp, width: record.width, height: record.height, indexedAt: record.indexedAt }, newTiles, [0, 63, 126, 189, 252, 315, 378, 441, 504, 567, 630, 693, 756, 819, 882, 945], { defer: true });
+    shard.putSlide({ slideId: record.slideId, path: record.path, metadata: record.metadata, fingerprint: record.fingerprint, mppSupplied: true, mpp: record.mpp, width: record.width, height: record.height, indexedAt: record.indexedAt }, newTiles, MOSAIC, { defer: true });
   });
   shard.flush();
   await store.close();
 
   await upgradeIndex(dir, shardDir);
+  await verified(dir);
+  return { dir, slides };
+}
+
+/** Both shards written slide by slide through LocalShard: segments built and tuned as indexing does. */
+async function writeThroughShards(dir: string, shardSlides: string[][], log: (line: string) => void): Promise<void> {
+  createOrCheckIndex(dir, { shards: 2, model: { id: 'synthetic-384', version: '1', dimension: DIMENSION }, tile: { mpp: 0.5, sizePx: 224 }, hnsw: { M: 16, efConstruction: 100 } });
+  const next = subspaceMixture(DIMENSION, seeded(5));
+  let ordinal = 0;
+  for (const [shardIndex, ids] of shardSlides.entries()) {
+    log(`  shard ${shardIndex}: ${(ids.length * TILES_PER_SLIDE).toLocaleString('en')} tiles through LocalShard (segments built and tuned)…`);
+    const store = IndexStore.open(dir, { shards: [shardIndex] });
+    const shard = store.shards[0]!;
+    for (const [i, slideId] of ids.entries()) {
+      // Committed 50 slides at a time, as an indexing run commits: the tail folds into segments as it grows.
+      if (i > 0 && i % 50 === 0) shard.flush();
+      const record = slideRecord(slideId, ordinal++, []);
+      const newTiles = Array.from({ length: TILES_PER_SLIDE }, (_, j) => ({ tile: { ...tileRect(j), mpp: 0.5, tissue: 1, level: 0 }, vector: next() }));
+      shard.putSlide({ slideId: record.slideId, path: record.path, metadata: record.metadata, fingerprint: record.fingerprint, mppSupplied: true, mpp: record.mpp, width: record.width, height: record.height, indexedAt: record.indexedAt }, newTiles, MOSAIC, { defer: true });
+    }
+    shard.flush();
+    await store.close();
+  }
+}
+
+/** The tiles (indices into a slide's tiles) of every slide's 16-tile mosaic. */
+const MOSAIC = Array.from({ length: 16 }, (_, i) => i * 63);
+
+async function verified(dir: string): Promise<void> {
   const check = IndexStore.open(dir, { readOnly: true });
   const problems = check.shards.flatMap((candidate) => candidate.verify());
   await check.close();
   if (problems.length > 0) throw new Error(`the load index failed verification: ${problems.join('; ')}`);
   writeFileSync(join(dir, 'ready'), '');
-  return { dir, slides };
 }

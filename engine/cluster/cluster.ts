@@ -5,7 +5,7 @@
  * to the group holding the slide's shard.
  */
 import { TesseraError } from '../errors.js';
-import { mergeHits, shardOf, type IndexInfo, type SlidePageQuery, type TileHit } from '../index/index.js';
+import { mergeHits, shardOf, type IndexInfo, type QueryExclusions, type SlidePageQuery, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
 
@@ -41,6 +41,23 @@ export class Cluster {
   async search(queries: Float32Array[], request: ScopedSearch): Promise<ClusterSearchResult> {
     const deadline = Date.now() + (this.options.deadlineMs ?? 2000);
     const answers = await Promise.allSettled(this.groups.map((group) => group.search(queries, request, deadline)));
+    return this.merged(queries.length, request.k, answers);
+  }
+
+  /**
+   * Each query's exact k best tiles across every shard that answered (ground truth for recall:
+   * every group scans all its live vectors once for all the queries). A group that fails is
+   * reported in `coverage`, as for `search`. `perQuery[q]`: what query q alone leaves out.
+   * `timeoutMs`: how long the scans may take.
+   */
+  async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[] = [], timeoutMs = 600_000): Promise<ClusterSearchResult> {
+    const deadline = Date.now() + timeoutMs;
+    const answers = await Promise.allSettled(this.groups.map((group) => group.exactSearch(queries, request, perQuery, deadline)));
+    return this.merged(queries.length, request.k, answers);
+  }
+
+  /** Hits merged by score over the groups that answered; the others' shards listed as missing. */
+  private merged(queries: number, k: number, answers: Array<PromiseSettledResult<{ hits: TileHit[][]; shardMs: Record<number, number> }>>): ClusterSearchResult {
     const missing: number[] = [];
     const shardMs: Record<number, number> = {};
     const perGroup: TileHit[][][] = [];
@@ -56,7 +73,7 @@ export class Cluster {
         missing.push(...group.shardIds);
       }
     });
-    const hits = queries.map((_, q) => mergeHits(perGroup.map((lists) => lists[q] ?? []), request.k));
+    const hits = Array.from({ length: queries }, (_, q) => mergeHits(perGroup.map((lists) => lists[q] ?? []), k));
     const served = new Set(this.groups.flatMap((group) => group.shardIds));
     for (let shard = 0; shard < this.index.shards; shard++) if (!served.has(shard) && !missing.includes(shard)) missing.push(shard);
     missing.sort((a, b) => a - b);

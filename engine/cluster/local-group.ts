@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { TesseraError } from '../errors.js';
-import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
+import { datasetOf, IndexStore, mergeHits, planParts, type Label, type LocalShard, type QueryExclusions, type SlidePageQuery, type SlideRecord, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import { readGridTile } from '../tiling/index.js';
 import { shardRecall } from './recall.js';
@@ -42,6 +42,8 @@ interface Generation {
   /** One pool of one thread per share of the parts; threads that were given no part are not started. */
   pools: SearchRunner[];
   queues: SearchQueue[];
+  /** Exact scans running on the threads (they bypass the queues): waited for before the threads stop. */
+  scans: Set<Promise<unknown>>;
   slideFiles: SlideFiles;
 }
 
@@ -121,6 +123,24 @@ export class LocalShardGroup implements ShardGroup {
       }),
     );
     if (answers.length === 1) return answers[0] as GroupSearchResult;
+    const shardMs: Record<number, number> = {};
+    for (const answer of answers) for (const [shard, ms] of Object.entries(answer.shardMs)) shardMs[Number(shard)] = (shardMs[Number(shard)] ?? 0) + ms;
+    return { hits: queries.map((_, i) => mergeHits(answers.map((answer) => answer.hits[i] ?? []), request.k)), shardMs };
+  }
+
+  async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
+    const generation = this.current;
+    const { store, pools } = generation;
+    const dimension = store.info.model.dimension;
+    if (queries.length === 0 || pools.length === 0) return { hits: queries.map(() => []), shardMs: {} };
+    const flat = new Float32Array(queries.length * dimension);
+    queries.forEach((query, i) => flat.set(query, i * dimension));
+    // Sent to each thread's pool directly, not through the search queue: a scan has nothing to be
+    // batched with, and the searches that arrive meanwhile wait behind it in piscina's own queue.
+    const scans = Promise.all(pools.map((pool) => pool.run({ op: 'exact', queries: flat, dimension, request, perQuery } satisfies SearchTask) as Promise<GroupSearchResult>));
+    generation.scans.add(scans);
+    void scans.catch(() => undefined).finally(() => generation.scans.delete(scans));
+    const answers = await (deadline === undefined ? scans : withDeadline(scans, deadline));
     const shardMs: Record<number, number> = {};
     for (const answer of answers) for (const [shard, ms] of Object.entries(answer.shardMs)) shardMs[Number(shard)] = (shardMs[Number(shard)] ?? 0) + ms;
     return { hits: queries.map((_, i) => mergeHits(answers.map((answer) => answer.hits[i] ?? []), request.k)), shardMs };
@@ -221,6 +241,15 @@ async function reducedToTile(region: RgbImage, sizePx: number): Promise<RgbImage
   return { data, width: sizePx, height: sizePx };
 }
 
+/** `work`, or SHARD_UNAVAILABLE once `deadline` (epoch ms) passes; the work itself runs on. */
+function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TesseraError('SHARD_UNAVAILABLE', 'local shards missed the deadline of an exact search', { transient: true })), Math.max(1, deadline - Date.now()));
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {
   const shard = store.shardFor(slideId);
   const record = shard?.slide(slideId);
@@ -253,7 +282,7 @@ async function openGenerationOnce(indexDir: string, options: LocalGroupOptions):
     return new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, idleTimeout: Number.POSITIVE_INFINITY, workerData });
   });
   const describe = `local shards ${shards.join(',')}`;
-  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
+  const generation: Generation = { store, pools, queues: pools.map((pool) => new SearchQueue(pool, 1, describe)), scans: new Set(), slideFiles: new SlideFiles(options.slideRoots, options.dicomWebServers) };
   try {
     await Promise.all(pools.map((pool) => pool.run({ op: 'ping', delayMs: 0 } satisfies SearchTask)));
   } catch (error) {
@@ -283,6 +312,7 @@ async function closeGeneration(generation: Generation): Promise<void> {
   // Waiting searches are failed; running ones finish first: a thread terminated inside hnswlib's
   // searchKnn aborts the whole process instead of exiting.
   await Promise.all(generation.queues.map((queue) => queue.close()));
+  await Promise.allSettled([...generation.scans]);
   await Promise.all(generation.pools.map((pool) => pool.destroy()));
   await generation.slideFiles.close();
   await generation.store.close();

@@ -6,9 +6,9 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
-import type { SlidePageQuery } from '../index/index.js';
+import type { QueryExclusions, SlidePageQuery } from '../index/index.js';
 import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
+import { CLUSTER_TOKEN_HEADER, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes, type WireExactRequest } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -53,6 +53,11 @@ export class RemoteShardGroup implements ShardGroup {
 
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
     return this.send<GroupSearchResult>('/internal/v1/search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, request) }, deadline);
+  }
+
+  async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
+    const exact: WireExactRequest = { ...request, perQuery };
+    return this.send<GroupSearchResult>('/internal/v1/exact-search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, exact) }, deadline ?? Date.now() + EXACT_TIMEOUT_MS);
   }
 
   /** Vectors come back as float32 bytes; 204 when there are none (null). */
@@ -192,6 +197,8 @@ function request(url: string, body: Outgoing, timeoutMs: number, token: string |
 }
 
 const RELOAD_TIMEOUT_MS = 120_000;
+/** An exact scan of a node's shards for a few hundred queries takes seconds to minutes at 1M tiles. */
+const EXACT_TIMEOUT_MS = 600_000;
 
 function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);

@@ -5,7 +5,7 @@
  * (SearchQueue); answers go back by structured clone.
  */
 import { TesseraError, type ErrorCode } from '../errors.js';
-import { IndexStore, mergeHits, parseFilter, type PartSelection, type TileHit } from '../index/index.js';
+import { IndexStore, mergeHits, parseFilter, type PartSelection, type QueryExclusions, type SearchOptions, type TileHit } from '../index/index.js';
 import type { ScopedSearch } from './shard-group.js';
 
 /** What one request asks of a search thread. */
@@ -14,7 +14,9 @@ export type SearchJob = { op: 'search'; queries: Float32Array; dimension: number
 export type SearchTask =
   | { op: 'ping'; delayMs: number }
   /** Jobs in one hand-off (see SearchQueue), each with its deadline (epoch ms) or null. */
-  | { op: 'batch'; jobs: SearchJob[]; deadlines: Array<number | null> };
+  | { op: 'batch'; jobs: SearchJob[]; deadlines: Array<number | null> }
+  /** Exact top k of every query over the parts held (ground truth for recall): one scan for all of them. */
+  | { op: 'exact'; queries: Float32Array; dimension: number; request: ScopedSearch; perQuery: QueryExclusions[] };
 
 /** One job's answer in a batch: its value, or its error (code null: not a TesseraError). */
 export type TaskOutcome = { value: unknown } | { error: { code: ErrorCode | null; message: string; transient: boolean } };
@@ -36,6 +38,7 @@ export function openSearchTasks(indexDir: string, shards: number[], parts: Array
         await new Promise((resolve) => setTimeout(resolve, task.delayMs));
         return { tiles: store.shards.reduce((sum, shard) => sum + shard.tileCount, 0) };
       }
+      if (task.op === 'exact') return exactAll(store, task.queries, task.dimension, task.request, task.perQuery);
       return task.jobs.map((job, i): TaskOutcome => {
         const deadline = task.deadlines[i] ?? null;
         // A job whose caller has given up is skipped: its answer would be dropped anyway.
@@ -53,14 +56,7 @@ export function openSearchTasks(indexDir: string, shards: number[], parts: Array
 
 /** Each query's hits across the thread's parts, and the time each shard took (ms, all queries). */
 function searchAll(store: IndexStore, flat: Float32Array, dimension: number, request: ScopedSearch): { hits: TileHit[][]; shardMs: Record<number, number> } {
-  const options = {
-    k: request.k,
-    ...(request.ef === undefined ? {} : { ef: request.ef }),
-    filter: parseFilter(request.filter),
-    excludeSlides: new Set(request.excludeSlides ?? []),
-    excludePatients: new Set(request.excludePatients ?? []),
-    ...(request.datasets ? { datasets: new Set(request.datasets) } : {}),
-  };
+  const options = searchOptionsOf(request);
   const shardMs: Record<number, number> = {};
   const hits: TileHit[][] = [];
   for (let offset = 0; offset < flat.length; offset += dimension) {
@@ -74,4 +70,28 @@ function searchAll(store: IndexStore, flat: Float32Array, dimension: number, req
     hits.push(mergeHits(perShard, request.k));
   }
   return { hits, shardMs };
+}
+
+/** Each query's exact hits across the thread's parts, and the time each shard's scan took (ms). */
+function exactAll(store: IndexStore, flat: Float32Array, dimension: number, request: ScopedSearch, perQuery: QueryExclusions[]): { hits: TileHit[][]; shardMs: Record<number, number> } {
+  const options = searchOptionsOf(request);
+  const shardMs: Record<number, number> = {};
+  const perShard = store.shards.map((shard) => {
+    const started = performance.now();
+    const hits = shard.exactSearch(flat, options, perQuery);
+    shardMs[shard.index] = performance.now() - started;
+    return hits;
+  });
+  return { hits: Array.from({ length: flat.length / dimension }, (_, q) => mergeHits(perShard.map((lists) => lists[q] ?? []), request.k)), shardMs };
+}
+
+function searchOptionsOf(request: ScopedSearch): SearchOptions {
+  return {
+    k: request.k,
+    ...(request.ef === undefined ? {} : { ef: request.ef }),
+    filter: parseFilter(request.filter),
+    excludeSlides: new Set(request.excludeSlides ?? []),
+    excludePatients: new Set(request.excludePatients ?? []),
+    ...(request.datasets ? { datasets: new Set(request.datasets) } : {}),
+  };
 }

@@ -3,7 +3,7 @@
  * process (searched on worker threads); a RemoteShardGroup speaks HTTP to a shard node. The
  * Cluster fans out over ShardGroup[] and never asks which kind it has.
  */
-import type { FacetCounts, IndexInfo, SlidePageQuery, SlideRecord, TileHit } from '../index/index.js';
+import type { FacetCounts, IndexInfo, QueryExclusions, SlidePageQuery, SlideRecord, TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
 import type { ShardRecall } from './recall.js';
 
@@ -73,6 +73,13 @@ export interface ShardGroup {
   readonly shardIds: readonly number[];
   /** Each query's k best tiles across the group's shards, best first. `deadline`: epoch ms. */
   search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult>;
+  /**
+   * Each query's exact k best tiles across the group's shards: a scan of every live vector for all
+   * the queries at once (ground truth for recall; seconds at a million tiles). Same scope, filter
+   * and exclusions as `search`, less what `perQuery[q]` leaves out for query q alone (its own
+   * slide). `deadline`: epoch ms.
+   */
+  exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult>;
   /**
    * Stored vectors of a slide held here: the tile at exactly `rect` (a tile reference: no
    * embedding needed), or the slide's mosaic. null when the slide is not here, is outside

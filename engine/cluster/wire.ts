@@ -5,6 +5,7 @@
  * region is raw RGB with its size in headers.
  */
 import { endianness } from 'node:os';
+import type { QueryExclusions } from '../index/index.js';
 import type { GroupSearchResult, ScopedSearch } from './shard-group.js';
 
 /** Header carrying the cluster token on router → shard node calls. */
@@ -83,3 +84,9 @@ function readFloats(bytes: Uint8Array, dimension: number): Float32Array {
 }
 
 export type WireSearchResponse = GroupSearchResult;
+
+/**
+ * The JSON request of an exact search (ground truth), framed before its queries as a search is:
+ * the shared search, and what each query alone leaves out.
+ */
+export type WireExactRequest = ScopedSearch & { perQuery: QueryExclusions[] };

@@ -1,5 +1,6 @@
 /** engine/index: shards (hnswlib + LMDB + manifest), the index directory, filters. */
 export { LocalShard, planParts, type NewTile, type PartSelection, type ShardOpenOptions } from './local-shard.js';
+export type { QueryExclusions } from './exact-search.js';
 export { EXACT_SCAN_LIMIT, DEFAULT_EF, exactScan, type SearchOptions } from './shard-search.js';
 export { DEFAULT_MERGE_POLICY, planMerge, type MergePolicy } from './merge-policy.js';
 export { crashAtStep, isWriteStep, WRITE_STEPS, type WriteStep } from './write-steps.js';

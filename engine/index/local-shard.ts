@@ -23,6 +23,7 @@ import { DEFAULT_MERGE_POLICY, DEFAULT_TARGET_RECALL, planMerge, type MergePolic
 import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
 import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
+import { exactSearchRanges, type QueryExclusions } from './exact-search.js';
 import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import type { SlidePage, SlidePageQuery } from './slide-listing.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
@@ -231,6 +232,27 @@ export class LocalShard {
   /** The k tiles nearest to `query` (a unit vector) that pass the filter and exclusions, best first. */
   search(query: Float32Array, options: SearchOptions): TileHit[] {
     return this.searcher.search(query, options);
+  }
+
+  /**
+   * Each query's exact k nearest committed tiles among the parts this process searches (every
+   * part when it searches all or none of them), by one scan of their stored vectors for all
+   * queries: ground truth for recall, not for serving. `queries`: unit vectors back to back;
+   * `perQuery[q]`: what query q alone leaves out.
+   */
+  exactSearch(queries: Float32Array, options: SearchOptions, perQuery: QueryExclusions[] = []): TileHit[][] {
+    const dimension = this.info.model.dimension;
+    const selection = this.selection;
+    const segments = selection === 'all' || selection === 'none' ? this.counters.segments : this.counters.segments.filter((ref) => selection.segments.includes(ref.id));
+    const tail = selection === 'all' || selection === 'none' ? this.tail : selection.tail;
+    const ranges: Array<[Label, Label]> = segments.map((ref) => [ref.firstLabel, ref.endLabel]);
+    if (tail && tail.endLabel > tail.firstLabel) ranges.push([tail.firstLabel, tail.endLabel]);
+    return exactSearchRanges(this.store, this.catalogue, ranges, queries, dimension, options, perQuery).map((top) =>
+      top.labels.flatMap((label, i) => {
+        const tile = this.store.tile(label);
+        return tile ? [{ label, shard: this.index, score: top.scores[i] as number, tile, slideMetadata: this.catalogue.slide(tile.slideId)?.metadata ?? {} }] : [];
+      }),
+    );
   }
 
   /**

@@ -9,10 +9,10 @@
 import type { BaseRect, Cluster, ClusterSearchResult, Coverage, ScopedSearch, SlideSummary } from '../cluster/index.js';
 import type { Embedder } from '../embed/index.js';
 import { TesseraError } from '../errors.js';
-import { parseFilter, type TileHit } from '../index/index.js';
+import { parseFilter, type QueryExclusions, type TileHit } from '../index/index.js';
 import { newCaseMosaic, rankSlides, refineQuery, type NewCaseMosaic, type QueryTile, type RegionMatch, type SlideMatch } from '../search/index.js';
 import { openSlide, type RgbImage } from '../slide/index.js';
-import { hasFeedback, isImageQuery, type Feedback, type LabelledTileQuery, type NewCase, type QuerySettings, type RegionRef, type SlideQuery, type TileQuery, type WholeRegionQuery } from './questions.js';
+import { hasFeedback, isImageQuery, type Feedback, type LabelledTileQuery, type NewCase, type QuerySettings, type RegionRef, type SlideQuery, type TileQuery, type VectorQuery, type WholeRegionQuery } from './questions.js';
 import { wholeRegionMatches, wholeRegionTiles } from './whole-region.js';
 
 export interface QueryServiceOptions {
@@ -215,6 +215,39 @@ export class QueryService {
       });
     }
     return { hits, coverage: coverage ?? { answered: 0, total: 0, missing: [] } };
+  }
+
+  /**
+   * Ground truth for recall measurements: each query's exact nearest tiles, by a scan of every
+   * live vector of every shard, under the scope, filter and exclusions the served search would
+   * use (a region's own slide left out unless `settings.exclude.ownSlide` is false, its patient on
+   * request). One scan serves every query.
+   * @throws TesseraError SLIDE_NOT_FOUND, REGION_*, INVALID_ARGUMENT
+   */
+  async exactSearch(queries: Array<TileQuery | VectorQuery>, settings: QuerySettings, datasets: string[] | null): Promise<{ hits: TileHit[][]; coverage: Coverage }> {
+    const vectors: Float32Array[] = [];
+    const perQuery: QueryExclusions[] = [];
+    // One after another: a region that needs the model embeds one image at a time either way.
+    for (const query of queries) {
+      if ('vector' in query) {
+        vectors.push(query.vector);
+        perQuery.push({});
+      } else if (isImageQuery(query)) {
+        vectors.push((await this.embed([query.image]))[0] as Float32Array);
+        perQuery.push({});
+      } else {
+        const resolved = await this.regionVector(query, datasets);
+        vectors.push(resolved.vector);
+        const patient = resolved.slide.metadata.patient_id;
+        perQuery.push({
+          ...((settings.exclude?.ownSlide ?? true) ? { slides: [resolved.slide.slideId] } : {}),
+          ...(settings.exclude?.ownPatient && patient ? { patients: [patient] } : {}),
+        });
+      }
+    }
+    const shared = scopedSearch({ ...settings, exclude: { slides: settings.exclude?.slides, ownSlide: false } }, datasets);
+    const result = await this.cluster.exactSearch(vectors, shared, perQuery);
+    return { hits: result.hits, coverage: result.coverage };
   }
 
   private async search(queries: Float32Array[], request: ScopedSearch): Promise<ClusterSearchResult> {

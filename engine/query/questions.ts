@@ -15,6 +15,11 @@ export interface ImageQuery {
   image: RgbImage;
 }
 
+/** A query vector given as is (a unit vector of the index's dimension). */
+export interface VectorQuery {
+  vector: Float32Array;
+}
+
 /** One query tile: a region of an indexed slide, or pixels. */
 export type TileQuery = RegionRef | ImageQuery;
 

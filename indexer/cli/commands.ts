@@ -10,6 +10,7 @@ import { evaluateCommand } from './evaluate.js';
 import { hardNegativesCommand } from './hard-negatives.js';
 import { indexCommand } from './index-command.js';
 import { infoCommand } from './info.js';
+import { loadtestCommand } from './loadtest.js';
 import { modelsCommand } from './models.js';
 import { regionCommand } from './region.js';
 import { searchCommand } from './search.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   cohortCommand,
   hardNegativesCommand,
   evaluateCommand,
+  loadtestCommand,
   verifyCommand,
   upgradeCommand,
   deleteCommand,

@@ -63,6 +63,23 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect(index.body.recall.min).toBeGreaterThan(0);
   });
 
+  it('exact search through a router scans every node and agrees with one process', async () => {
+    const cluster = await router([shard0.url, shard1.url]);
+    const body = { queries: [{ slideId: 'S1', x: 1000, y: 1000, width: 224, height: 224 }, { slideId: 'S2', x: 300, y: 300, width: 224, height: 224 }], k: 10, exclude: { ownSlide: false } };
+    const viaRouter = await client(cluster.url, KEYS.all)('/v1/admin/exact-search', { json: body });
+    const direct = await client(all.url, KEYS.all)('/v1/admin/exact-search', { json: body });
+    expect(viaRouter.status).toBe(200);
+    expect(viaRouter.body.coverage).toEqual({ answered: 2, total: 2, missing: [] });
+    const keys = (reply: { body: { results: Array<{ hits: Array<{ slideId: string; x: number; y: number }> }> } }) => reply.body.results.map((result) => result.hits.map((hit) => `${hit.slideId}@${hit.x},${hit.y}`));
+    expect(keys(viaRouter)).toEqual(keys(direct));
+    // An indexed tile is its own exact nearest neighbour when its slide is not left out.
+    const tile = direct.body.results[0].hits[3];
+    const self = await client(cluster.url, KEYS.all)('/v1/admin/exact-search', { json: { queries: [{ slideId: tile.slideId, x: tile.x, y: tile.y, width: tile.width, height: tile.height }], k: 3, exclude: { ownSlide: false } } });
+    expect(self.body.results[0].hits[0]).toMatchObject({ slideId: tile.slideId, x: tile.x, y: tile.y });
+    expect(self.body.results[0].hits[0].score).toBeCloseTo(1, 4);
+    expect((await client(cluster.url, KEYS.stritt)('/v1/admin/exact-search', { json: body })).status).toBe(403);
+  });
+
   it('relays slide images to the node holding the slide, with the caller key and scope', async () => {
     const cluster = await router([shard0.url, shard1.url]);
     const api = client(cluster.url, KEYS.all);

@@ -101,6 +101,27 @@ for (const implementation of implementations) {
       expect(filtered.hits[0]!.every((hit) => hit.slideMetadata.patient_id === 'P3')).toBe(true);
     });
 
+    it('finds the exact k nearest by a full scan, with scope, filter and per-query exclusions', async () => {
+      const queries = [fixture.vectors.get('slide-5')![9]!, fixture.vectors.get('slide-2')![3]!];
+      // Brute force over the fixture's own vectors: slide s has dataset even|odd and patient P(s % 4).
+      const bruteForce = (query: Float32Array, admits: (slide: number) => boolean, k: number) =>
+        [...fixture.vectors.entries()]
+          .flatMap(([slideId, vectors]) => vectors.map((vector, i) => ({ key: `${slideId}@${i * 224}`, slide: Number(slideId.split('-')[1]), score: vector.reduce((sum, v, d) => sum + v * (query[d] as number), 0) })))
+          .filter((entry) => admits(entry.slide))
+          .sort((a, b) => b.score - a.score)
+          .slice(0, k)
+          .map((entry) => entry.key);
+      const keys = (hits: Array<{ tile: { slideId: string; x: number } }>) => hits.map((hit) => `${hit.tile.slideId}@${hit.tile.x}`);
+      const all = await group.exactSearch(queries, { k: 15 }, []);
+      expect(all.hits.map(keys)).toEqual(queries.map((query) => bruteForce(query, () => true, 15)));
+      // A filter shared by both queries; each leaves out its own slide, the first also patient P2.
+      const filtered = await group.exactSearch(queries, { k: 15, filter: { patient_id: { not: 'P3' } } }, [{ slides: ['slide-5'], patients: ['P2'] }, { slides: ['slide-2'] }]);
+      expect(filtered.hits.map(keys)).toEqual([bruteForce(queries[0]!, (s) => s % 4 !== 3 && s !== 5 && s % 4 !== 2, 15), bruteForce(queries[1]!, (s) => s % 4 !== 3 && s !== 2, 15)]);
+      expect(filtered.hits[0]!.length).toBe(15);
+      const scoped = await group.exactSearch(queries, { k: 15, datasets: ['odd'] }, []);
+      expect(scoped.hits.map(keys)).toEqual(queries.map((query) => bruteForce(query, (s) => s % 2 === 1, 15)));
+    });
+
     it('returns stored vectors of a tile reference or a mosaic, and null out of scope', async () => {
       const [vector] = (await group.storedVectors('slide-3', { rect: rect(4) }, null))!;
       const expected = fixture.vectors.get('slide-3')![4]!;
