@@ -27,7 +27,7 @@ type Random = () => number;
  * Vectors as the ANN section makes them: clusters on the sphere, each spread along its own
  * 16-dimensional subspace with decaying variance, plus a little noise (low intrinsic dimension).
  */
-function subspaceMixture(dim: number, random: Random, clusters = 2000): () => Float32Array {
+export function subspaceMixture(dim: number, random: Random, clusters = 2000): () => Float32Array {
   const gaussian = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
   const normalize = (vector: Float32Array) => {
     let sum = 0;

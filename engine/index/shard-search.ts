@@ -14,14 +14,24 @@
  */
 import { datasetOf, EMPTY_FILTER, matches, type Filter } from './filter.js';
 import type { TileCatalogue } from './catalogue.js';
+import hnswlib from 'hnswlib-node';
 import type { Graph } from './segment-file.js';
 import type { ShardStore } from './shard-store.js';
 import type { Label, SegmentRef, SubgraphRef, TileHit, TileRecord } from './types.js';
+
+const { BruteforceSearch } = hnswlib;
+type Bruteforce = InstanceType<typeof BruteforceSearch>;
 
 /** Up to this many admitted tiles, a filtered search scans them exactly instead of walking the graph. */
 export const EXACT_SCAN_LIMIT = 1024;
 /** Extra neighbours fetched when a search excludes slides, before falling back to a filtered walk. */
 const EXCLUSION_OVERFETCH = 16;
+/**
+ * A filter admitting at least this share of a segment is answered from an unfiltered walk that
+ * fetches k / share and more (then checked), as exclusions are: cheaper than a callback at every
+ * visited tile. Below it, such a walk would rarely find k.
+ */
+const BROAD_SHARE = 0.25;
 /** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
 const ADMISSION_CACHE_SIZE = 16;
 export const DEFAULT_EF = 64;
@@ -76,10 +86,14 @@ export interface SearchParts {
   tail: TailBlock | null;
 }
 
-/** Admitted tiles with their vectors, read once from the commit point for exact scans. */
+/**
+ * Admitted tiles with their vectors, read once from the commit point into hnswlib's exact
+ * (brute-force) index: its C++ loop scans 1,024 384-d vectors in about the time a graph walk
+ * takes, where the same scan in JavaScript took three times as long (measured here).
+ */
 interface FewAdmitted {
-  labels: Label[];
-  vectors: Float32Array;
+  index: Bruteforce;
+  count: number;
 }
 
 interface Admission {
@@ -132,7 +146,7 @@ export class ShardSearcher {
     } else {
       const admission = this.admission(filter, options, parts);
       if (admission.count === 0) return [];
-      if (admission.few) lists.push(exactScan(query, admission.few.labels, admission.few.vectors, k, allowed));
+      if (admission.few) lists.push(searchFew(admission.few, vector, k, allowed));
       else {
         const { bitmap } = admission;
         const admitted = allowed ? (label: number) => bitmap[label] === 1 && allowed(label) : (label: number) => bitmap[label] === 1;
@@ -141,12 +155,13 @@ export class ShardSearcher {
           const held = admission.bySegment.get(segment.ref.id);
           if (!held || held.count === 0) continue;
           if (held.few) {
-            lists.push(exactScan(query, held.few.labels, held.few.vectors, k, allowed));
+            lists.push(searchFew(held.few, vector, k, allowed));
             continue;
           }
           const subgraphs = chooseSubgraphs(segment, conditions);
           if (!subgraphs) {
-            lists.push(searchGraphFiltered(segment, vector, k, efOf(segment), admitted));
+            const share = held.count / Math.max(1, segment.live);
+            lists.push(share >= BROAD_SHARE ? searchGraph(segment, vector, k, efOf(segment), admitted, share) : searchGraphFiltered(segment, vector, k, efOf(segment), admitted));
             continue;
           }
           // The chosen sub-graphs hold every admitted tile of the segment; when they hold as many
@@ -163,14 +178,18 @@ export class ShardSearcher {
     return this.hitsOf(mergeScored(lists, k));
   }
 
-  /** The labels with their vectors from the commit point (a tile deleted meanwhile scores as a zero vector and is dropped by hitsOf). */
+  /** An exact index of the labels' vectors from the commit point (a tile deleted meanwhile is left out). */
   private withVectors(labels: Label[]): FewAdmitted {
-    const vectors = new Float32Array(labels.length * this.dimension);
-    labels.forEach((label, i) => {
+    const index = new BruteforceSearch('cosine', this.dimension);
+    index.initIndex(Math.max(1, labels.length));
+    let count = 0;
+    for (const label of labels) {
       const vector = this.store.vector(label);
-      if (vector) vectors.set(vector, i * this.dimension);
-    });
-    return { labels, vectors };
+      if (!vector) continue;
+      index.addPoint(Array.from(vector), label);
+      count++;
+    }
+    return { index, count };
   }
 
   private hitsOf(best: Scored): TileHit[] {
@@ -288,19 +307,31 @@ function chooseSubgraphs(segment: LoadedSegment, conditions: Array<{ field: stri
 }
 
 /**
- * One graph's best k. Excluded tiles are usually few among the nearest: over-fetch without a
- * callback (a call into JavaScript per visited tile costs about a third more) and fall back to a
- * filtered walk when too many go.
+ * One graph's best k among the tiles `allowed` admits, which are about `share` of them. Excluded
+ * tiles are usually few among the nearest: over-fetch without a callback (a call into JavaScript
+ * per visited tile costs about a third more) and fall back to a filtered walk when too many go.
  */
-function searchGraph(segment: Walkable, vector: number[], k: number, ef: number, allowed: ((label: number) => boolean) | null): Scored {
+function searchGraph(segment: Walkable, vector: number[], k: number, ef: number, allowed: ((label: number) => boolean) | null, share = 1): Scored {
   if (segment.live === 0) return { labels: [], distances: [] };
-  const fetch = Math.min(allowed ? k + EXCLUSION_OVERFETCH : k, segment.live);
+  const fetch = Math.min(allowed ? Math.ceil((k + EXCLUSION_OVERFETCH) / share) : k, segment.live);
   segment.graph.setEf(Math.max(ef, fetch));
   const { neighbors, distances } = segment.graph.searchKnn(vector, fetch);
   if (!allowed) return { labels: neighbors, distances };
   const kept = neighbors.flatMap((label, i) => (allowed(label) ? [i] : []));
   if (kept.length >= k || neighbors.length >= segment.live) return { labels: kept.slice(0, k).map((i) => neighbors[i] as Label), distances: kept.slice(0, k).map((i) => distances[i] as number) };
   return searchGraphFiltered(segment, vector, k, ef, allowed);
+}
+
+/** The best k of few admitted tiles, exactly; exclusions as in searchGraph. */
+function searchFew(few: FewAdmitted, vector: number[], k: number, allowed: ((label: number) => boolean) | null): Scored {
+  if (few.count === 0) return { labels: [], distances: [] };
+  const fetch = Math.min(allowed ? k + EXCLUSION_OVERFETCH : k, few.count);
+  const { neighbors, distances } = few.index.searchKnn(vector, fetch);
+  if (!allowed) return { labels: neighbors, distances };
+  const kept = neighbors.flatMap((label, i) => (allowed(label) ? [i] : []));
+  if (kept.length >= k || neighbors.length >= few.count) return { labels: kept.slice(0, k).map((i) => neighbors[i] as Label), distances: kept.slice(0, k).map((i) => distances[i] as number) };
+  const filtered = few.index.searchKnn(vector, Math.min(k, few.count), allowed);
+  return { labels: filtered.neighbors, distances: filtered.distances };
 }
 
 function searchGraphFiltered(segment: Walkable, vector: number[], k: number, ef: number, admitted: (label: number) => boolean): Scored {
@@ -314,20 +345,48 @@ function scanTail(tail: TailBlock, query: Float32Array, k: number, allowed: (lab
   return exactScan(query, tail.labels, tail.vectors, k, allowed);
 }
 
-/** Exact top k by cosine over unit vectors stored back to back. */
+/**
+ * Exact top k by cosine over unit vectors stored back to back. The best k are kept sorted as they
+ * come (k is small) rather than scoring everything and sorting: no object per candidate.
+ */
 export function exactScan(query: Float32Array, labels: ArrayLike<Label>, vectors: Float32Array, k: number, allowed: ((label: Label) => boolean) | null): Scored {
+  const best: Scored = { labels: [], distances: [] };
+  if (k <= 0) return best;
   const dimension = query.length;
-  const scored: Array<{ label: Label; distance: number }> = [];
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i] as Label;
     if (allowed && !allowed(label)) continue;
-    let dot = 0;
-    for (let d = 0, at = i * dimension; d < dimension; d++, at++) dot += (vectors[at] as number) * (query[d] as number);
-    scored.push({ label, distance: 1 - dot });
+    const distance = 1 - dotAt(query, vectors, i * dimension);
+    const count = best.distances.length;
+    if (count === k && distance >= (best.distances[count - 1] as number)) continue;
+    let at = count;
+    while (at > 0 && (best.distances[at - 1] as number) > distance) at--;
+    best.distances.splice(at, 0, distance);
+    best.labels.splice(at, 0, label);
+    if (count === k) {
+      best.distances.pop();
+      best.labels.pop();
+    }
   }
-  scored.sort((a, b) => a.distance - b.distance);
-  const best = scored.slice(0, k);
-  return { labels: best.map((entry) => entry.label), distances: best.map((entry) => entry.distance) };
+  return best;
+}
+
+/** query · vectors[offset …]: four sums at a time, which V8 runs about twice as fast as one. */
+function dotAt(query: Float32Array, vectors: Float32Array, offset: number): number {
+  const dimension = query.length;
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let e = 0;
+  let d = 0;
+  for (; d + 3 < dimension; d += 4) {
+    a += (query[d] as number) * (vectors[offset + d] as number);
+    b += (query[d + 1] as number) * (vectors[offset + d + 1] as number);
+    c += (query[d + 2] as number) * (vectors[offset + d + 2] as number);
+    e += (query[d + 3] as number) * (vectors[offset + d + 3] as number);
+  }
+  for (; d < dimension; d++) a += (query[d] as number) * (vectors[offset + d] as number);
+  return a + b + c + e;
 }
 
 function mergeScored(lists: Scored[], k: number): Scored {
