@@ -13,11 +13,13 @@
  * tiles; recall@10 against the exact filtered top 10 of the same run. Unfiltered search runs at
  * each segment's tuned ef (the default); a filtered row runs at the tuned ef too, raised along a
  * ladder until its recall is at least the unfiltered one (less 0.005) so that the ratio compares
- * equal recall. Built shards are cached in .cache/bench (BENCH_FILTER_REBUILD=1 rebuilds).
+ * equal recall. Last, what EXACT_SCAN_LIMIT trades: an exact scan of n tiles against a walk of
+ * a graph of n. Built shards are cached in .cache/bench (BENCH_FILTER_REBUILD=1 rebuilds).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asSlideId, createOrCheckIndex, DEFAULT_SUBGRAPH_POLICY, IndexStore, parseFilter, type Filter, type MergePolicy, type NewTile, DEFAULT_MERGE_POLICY } from '../../engine/index.js';
+import hnswlib from 'hnswlib-node';
+import { asSlideId, createOrCheckIndex, DEFAULT_MERGE_POLICY, DEFAULT_SUBGRAPH_POLICY, EXACT_SCAN_LIMIT, IndexStore, parseFilter, type Filter, type MergePolicy, type NewTile } from '../../engine/index.js';
 import { seeded } from '../../test/engine/index/synthetic-shards.js';
 import { subspaceMixture } from './growth.js';
 
@@ -142,6 +144,37 @@ function atRecall(store: IndexStore, queries: Float32Array[], truths: number[][]
   return run;
 }
 
+/**
+ * What EXACT_SCAN_LIMIT trades: p50 of an exact scan of n admitted tiles (hnswlib's brute-force
+ * index, as ShardSearcher runs it) against a walk of a graph of the same n tiles at `ef`.
+ */
+function exactScanCrossover(vectors: Float32Array, queries: Float32Array[], ef: number): Array<{ tiles: number; exactP50Ms: number; walkP50Ms: number }> {
+  const rows = [];
+  for (const n of [256, 1024, 4096]) {
+    const exact = new hnswlib.BruteforceSearch('cosine', DIM);
+    exact.initIndex(n);
+    const graph = new hnswlib.HierarchicalNSW('cosine', DIM);
+    graph.initIndex(n, 16, 200, 100, false);
+    for (let i = 0; i < n; i++) {
+      const point = Array.from(vectors.subarray(i * DIM, (i + 1) * DIM));
+      exact.addPoint(point, i);
+      graph.addPoint(point, i);
+    }
+    graph.setEf(ef);
+    const time = (search: (query: number[]) => unknown) => {
+      const latencies = queries.map((query) => {
+        const point = Array.from(query);
+        const began = performance.now();
+        search(point);
+        return performance.now() - began;
+      });
+      return percentile(latencies.sort((a, b) => a - b), 0.5);
+    };
+    rows.push({ tiles: n, exactP50Ms: time((query) => exact.searchKnn(query, 10)), walkP50Ms: time((query) => graph.searchKnn(query, 10)) });
+  }
+  return rows;
+}
+
 export async function filteredSearch(count: number, cacheDir: string): Promise<Record<string, unknown>> {
   const tiles = Math.ceil(count / TILES_PER_SLIDE) * TILES_PER_SLIDE;
   const random = seeded(20261202);
@@ -182,10 +215,14 @@ export async function filteredSearch(count: number, cacheDir: string): Promise<R
     const line = (run: Measured) => `ef ${String(run.ef).padStart(5)} recall@10 ${run.recall10.toFixed(3)} p50 ${run.p50Ms.toFixed(2)} ms p99 ${run.p99Ms.toFixed(2)} ms`;
     console.log(`  ${share.name.padStart(5)} admitted (${String(admitted.length).padStart(6)} tiles): ${line(ours)} = ${row.ratioToUnfiltered.toFixed(2)}× unfiltered | without sub-graphs: ${line(before)} = ${row.ratioWithout.toFixed(2)}×`);
   }
+  const subgraphEfs = store.shards[0]!.segments.flatMap((ref) => (ref.subgraphs ?? []).map((subgraph) => subgraph.tuned.ef)).sort((a, b) => a - b);
+  const walkEf = subgraphEfs[Math.floor(subgraphEfs.length / 2)] ?? 32;
+  const crossover = exactScanCrossover(vectors, queries, walkEf);
+  console.log(`  exact-scan limit (${EXACT_SCAN_LIMIT}): exact scan vs graph walk (ef ${walkEf}, the sub-graphs' median tuned ef) of n tiles, p50: ${crossover.map((row) => `${row.tiles}: ${row.exactP50Ms.toFixed(3)} vs ${row.walkP50Ms.toFixed(3)} ms`).join(', ')}`);
   const fivePercent = rows.find((row) => row.selectivity === '5%');
   if (fivePercent) console.log(`  5% at equal recall: ${fivePercent.ratioToUnfiltered.toFixed(2)}× unfiltered p50 (target ≤ 2×) — ${fivePercent.ratioToUnfiltered <= 2 ? 'met' : 'MISS'}`);
   await store.close();
   await plainStore.close();
   console.log();
-  return { tiles, dim: DIM, queries: QUERIES, build: { withSubgraphs: built, withoutSubgraphs: plain }, unfiltered, rows };
+  return { tiles, dim: DIM, queries: QUERIES, build: { withSubgraphs: built, withoutSubgraphs: plain }, unfiltered, rows, exactScanLimit: { limit: EXACT_SCAN_LIMIT, walkEf, crossover } };
 }

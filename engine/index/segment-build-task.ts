@@ -41,8 +41,6 @@ export interface SegmentBuildResult {
   buildMs: number;
   tuned: { ef: number; recall10: number; target: number };
   subgraphs: SubgraphRef[];
-  /** Of buildMs, the time spent building, tuning and writing out sub-graphs (before the files' checks). */
-  subgraphMs: number;
 }
 
 /** A graph file written under its temporary name, waiting for the checks and the rename. */
@@ -63,13 +61,12 @@ export async function buildSegment(task: SegmentBuildTask): Promise<SegmentBuild
       labels.push(label);
       vectors.push(vector);
     }
-    if (labels.length === 0) return { members: new Uint32Array(0), bytes: 0, sha256: '', buildMs: performance.now() - started, tuned: { ef: 0, recall10: 1, target: task.targetRecall }, subgraphs: [], subgraphMs: 0 };
+    if (labels.length === 0) return { members: new Uint32Array(0), bytes: 0, sha256: '', buildMs: performance.now() - started, tuned: { ef: 0, recall10: 1, target: task.targetRecall }, subgraphs: [] };
     const graph = buildGraph(task, labels, vectors);
     const tuned = tuneEf(graph, labels, vectors, task.targetRecall);
     const path = segmentPath(task.shardDir, task.file);
     graph.writeIndexSync(`${path}${PARTIAL_SUFFIX}`);
     written.push({ path, count: labels.length });
-    const subgraphsStarted = performance.now();
     const subgraphs: Array<Omit<SubgraphRef, 'bytes' | 'sha256'>> = [];
     for (const [i, group] of facetGroups(store, labels, task.subgraphs).entries()) {
       const groupVectors = group.positions.map((position) => vectors[position] as Float32Array);
@@ -81,7 +78,6 @@ export async function buildSegment(task: SegmentBuildTask): Promise<SegmentBuild
       written.push({ path: subgraphPath, count: groupLabels.length });
       subgraphs.push({ field: group.field, value: group.value, file, vectors: groupLabels.length, tuned: tuneEf(subgraph, groupLabels, groupVectors, task.targetRecall) });
     }
-    const subgraphMs = performance.now() - subgraphsStarted;
     vectors.length = 0;
     // Every file of the segment passes each step before any passes the next: a crash leaves them
     // all temporary, or all complete, or all renamed, and none is listed before the commit.
@@ -101,7 +97,6 @@ export async function buildSegment(task: SegmentBuildTask): Promise<SegmentBuild
       buildMs: performance.now() - started,
       tuned,
       subgraphs: subgraphs.map((subgraph, i) => ({ ...subgraph, bytes: statSync(segmentPath(task.shardDir, subgraph.file)).size, sha256: sha256s[i + 1] as string })),
-      subgraphMs,
     };
   } catch (error) {
     // Nothing lists these names yet: a failed build leaves no file (a crash leaves orphans that

@@ -7,14 +7,15 @@
  * Few admitted tiles (in the shard, or in one segment) are scanned exactly. Otherwise a segment
  * with sub-graphs for the values of one of the filter's conditions walks those small graphs: with
  * no callback when they hold nothing but admitted tiles, else with the admission as a callback.
- * A segment without them walks its whole graph with the callback, which at low selectivity visits
- * many tiles for each admitted one and calls into JavaScript at each (6.8 ms at 5% where 50%
- * took 1.1 ms, measured in bench:index). Exclusions (the query's own slide or patient) change
- * with every query and are checked per visited tile.
+ * Without them, a filter admitting a quarter of the segment or more over-fetches from a plain
+ * walk; a narrower one walks the whole graph with the callback, which visits many tiles for each
+ * admitted one and calls into JavaScript at each (6.8 ms at 5% where 50% took 1.1 ms, measured
+ * in bench:index before sub-graphs). Exclusions (the query's own slide or patient) change with
+ * every query and are checked per visited tile.
  */
+import hnswlib from 'hnswlib-node';
 import { datasetOf, EMPTY_FILTER, matches, type Filter } from './filter.js';
 import type { TileCatalogue } from './catalogue.js';
-import hnswlib from 'hnswlib-node';
 import type { Graph } from './segment-file.js';
 import type { ShardStore } from './shard-store.js';
 import type { Label, SegmentRef, SubgraphRef, TileHit, TileRecord } from './types.js';
