@@ -3,11 +3,17 @@
  * against unfiltered search at equal recall, and what the sub-graphs that make it fast cost.
  *
  * BENCH_FILTER_N (200,000) 384-d tiles (the ANN section's subspace mixture), 500 a slide, one
- * commit per slide, folded and merged by the default policy, each tile with a `label` (tile
+ * commit per slide, built into one segment (as merges make them: the default policy merges folds
+ * of 50,000 into segments of 500,000), each tile with a `label` (tile
  * metadata) drawn independently of its vector: 50% `a`, 5% `b`, 0.5% `c`, 0.05% `d`, and the rest
  * spread over 9 other values (about 4.9% each: sub-graphs too, as a real field's values would be).
- * The shard is built twice, with the default sub-graphs and with none (the walk with a callback
- * that every filter took before), timing each build to the last segment and counting its bytes.
+ * The shard is built twice, with sub-graphs for values from 4,096 tiles (the default starts at
+ * EXACT_SCAN_LIMIT, 8,192, which no value here reaches: this size would have none) and with none,
+ * timing each build to the last segment and counting its bytes. Each selectivity is measured
+ * three ways: as served (exact scans up to EXACT_SCAN_LIMIT admitted tiles), walking the
+ * sub-graphs (exact scans only up to 1,024, as before sub-graphs), and without sub-graphs (exact
+ * up to 1,024; otherwise an over-fetch at 25% admitted or more, else the walk with a callback that
+ * every filter took before).
  *
  * Latency is one query at a time on this thread, read-only shard, 200 queries drawn like the
  * tiles; recall@10 against the exact filtered top 10 of the same run. Unfiltered search runs at
@@ -26,7 +32,10 @@ import { subspaceMixture } from './growth.js';
 const DIM = 384;
 const TILES_PER_SLIDE = 500;
 const QUERIES = 200;
-const EF_LADDER = [96, 128, 192, 256, 384, 512, 768];
+/** Sub-graphs from this many tiles of a value (see the header), and the exact-scan limit before them. */
+const SUBGRAPH_FLOOR = 4096;
+const LIMIT_BEFORE = 1024;
+const EF_LADDER = [24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768];
 /** Label values by share of tiles, in draws out of 20,000. */
 const SHARES = [
   { name: '50%', value: 'a', draws: 10_000 },
@@ -150,7 +159,7 @@ function atRecall(store: IndexStore, queries: Float32Array[], truths: number[][]
  */
 function exactScanCrossover(vectors: Float32Array, queries: Float32Array[], ef: number): Array<{ tiles: number; exactP50Ms: number; walkP50Ms: number }> {
   const rows = [];
-  for (const n of [256, 1024, 4096]) {
+  for (const n of [1024, 4096, 8192]) {
     const exact = new hnswlib.BruteforceSearch('cosine', DIM);
     exact.initIndex(n);
     const graph = new hnswlib.HierarchicalNSW('cosine', DIM);
@@ -184,12 +193,13 @@ export async function filteredSearch(count: number, cacheDir: string): Promise<R
   const labels = Array.from({ length: tiles }, () => labelOf(Math.floor(random() * 20_000)));
   const queries = Array.from({ length: QUERIES }, () => next());
 
-  const withDir = join(cacheDir, `filtered-${tiles}-subgraphs`);
-  const withoutDir = join(cacheDir, `filtered-${tiles}-plain`);
-  const withoutPolicy: MergePolicy = { ...DEFAULT_MERGE_POLICY, subgraphs: { ...DEFAULT_SUBGRAPH_POLICY, fields: [] } };
-  const built = await buildShard(withDir, DEFAULT_MERGE_POLICY, vectors, labels);
+  const withDir = join(cacheDir, `filtered-${tiles}-one-segment-subgraphs`);
+  const withoutDir = join(cacheDir, `filtered-${tiles}-one-segment-plain`);
+  const policy: MergePolicy = { ...DEFAULT_MERGE_POLICY, foldTiles: tiles + 1, subgraphs: { ...DEFAULT_SUBGRAPH_POLICY, minVectors: SUBGRAPH_FLOOR } };
+  const withoutPolicy: MergePolicy = { ...policy, subgraphs: { ...DEFAULT_SUBGRAPH_POLICY, fields: [] } };
+  const built = await buildShard(withDir, policy, vectors, labels);
   const plain = await buildShard(withoutDir, withoutPolicy, vectors, labels);
-  console.log(`filtered: ${tiles} tiles (${DIM}-d, ${TILES_PER_SLIDE} a slide, one commit per slide), ${built.segments} segments; ${QUERIES} queries, k = 10, one thread`);
+  console.log(`filtered: ${tiles} tiles (${DIM}-d, ${TILES_PER_SLIDE} a slide, one commit per slide), ${built.segments} segment(s); ${QUERIES} queries, k = 10, one thread`);
   console.log(
     `  build to the last segment: ${built.buildSeconds.toFixed(0)} s with sub-graphs, ${plain.buildSeconds.toFixed(0)} s without (${(built.buildSeconds / plain.buildSeconds).toFixed(2)}×); ` +
       `segment files ${((built.segmentBytes + built.subgraphBytes) / 2 ** 20).toFixed(0)} MiB vs ${(plain.segmentBytes / 2 ** 20).toFixed(0)} MiB ` +
@@ -198,9 +208,9 @@ export async function filteredSearch(count: number, cacheDir: string): Promise<R
 
   const truthsAll = exactTop10(vectors, queries, null, tiles);
   const store = IndexStore.open(withDir, { readOnly: true });
-  const plainStore = IndexStore.open(withoutDir, { readOnly: true });
-  store.shards[0]!.preload();
-  plainStore.shards[0]!.preload();
+  const walkStore = IndexStore.open(withDir, { readOnly: true, exactScanLimit: LIMIT_BEFORE });
+  const plainStore = IndexStore.open(withoutDir, { readOnly: true, exactScanLimit: LIMIT_BEFORE });
+  for (const opened of [store, walkStore, plainStore]) opened.shards[0]!.preload();
   const unfiltered = measure(store, queries, truthsAll, undefined, undefined);
   console.log(`  unfiltered (tuned ef ${store.shards[0]!.segments.map((ref) => ref.tuned?.ef).join('/')}): recall@10 ${unfiltered.recall10.toFixed(3)}  p50 ${unfiltered.p50Ms.toFixed(2)} ms  p99 ${unfiltered.p99Ms.toFixed(2)} ms`);
   const rows = [];
@@ -209,11 +219,15 @@ export async function filteredSearch(count: number, cacheDir: string): Promise<R
     const truths = exactTop10(vectors, queries, admitted, tiles);
     const filter = parseFilter({ label: share.value });
     const ours = atRecall(store, queries, truths, filter, unfiltered.recall10);
+    const walked = atRecall(walkStore, queries, truths, filter, unfiltered.recall10);
     const before = atRecall(plainStore, queries, truths, filter, unfiltered.recall10);
-    const row = { selectivity: share.name, admitted: admitted.length, withSubgraphs: ours, withoutSubgraphs: before, ratioToUnfiltered: ours.p50Ms / unfiltered.p50Ms, ratioWithout: before.p50Ms / unfiltered.p50Ms };
+    const row = { selectivity: share.name, admitted: admitted.length, served: ours, subgraphWalk: walked, before, ratioToUnfiltered: ours.p50Ms / unfiltered.p50Ms, ratioWalked: walked.p50Ms / unfiltered.p50Ms, ratioBefore: before.p50Ms / unfiltered.p50Ms };
     rows.push(row);
-    const line = (run: Measured) => `ef ${String(run.ef).padStart(5)} recall@10 ${run.recall10.toFixed(3)} p50 ${run.p50Ms.toFixed(2)} ms p99 ${run.p99Ms.toFixed(2)} ms`;
-    console.log(`  ${share.name.padStart(5)} admitted (${String(admitted.length).padStart(6)} tiles): ${line(ours)} = ${row.ratioToUnfiltered.toFixed(2)}× unfiltered | without sub-graphs: ${line(before)} = ${row.ratioWithout.toFixed(2)}×`);
+    const line = (run: Measured, ratio: number) => `ef ${String(run.ef).padStart(5)} recall@10 ${run.recall10.toFixed(3)} p50 ${run.p50Ms.toFixed(2)} ms p99 ${run.p99Ms.toFixed(2)} ms = ${ratio.toFixed(2)}×`;
+    console.log(`  ${share.name.padStart(5)} admitted (${String(admitted.length).padStart(6)} tiles)`);
+    console.log(`      as served:              ${line(ours, row.ratioToUnfiltered)} unfiltered p50`);
+    console.log(`      sub-graphs walked:      ${line(walked, row.ratioWalked)}`);
+    console.log(`      without sub-graphs:     ${line(before, row.ratioBefore)}`);
   }
   const subgraphEfs = store.shards[0]!.segments.flatMap((ref) => (ref.subgraphs ?? []).map((subgraph) => subgraph.tuned.ef)).sort((a, b) => a - b);
   const walkEf = subgraphEfs[Math.floor(subgraphEfs.length / 2)] ?? 32;
@@ -222,6 +236,7 @@ export async function filteredSearch(count: number, cacheDir: string): Promise<R
   const fivePercent = rows.find((row) => row.selectivity === '5%');
   if (fivePercent) console.log(`  5% at equal recall: ${fivePercent.ratioToUnfiltered.toFixed(2)}× unfiltered p50 (target ≤ 2×) — ${fivePercent.ratioToUnfiltered <= 2 ? 'met' : 'MISS'}`);
   await store.close();
+  await walkStore.close();
   await plainStore.close();
   console.log();
   return { tiles, dim: DIM, queries: QUERIES, build: { withSubgraphs: built, withoutSubgraphs: plain }, unfiltered, rows, exactScanLimit: { limit: EXACT_SCAN_LIMIT, walkEf, crossover } };

@@ -23,7 +23,7 @@ import { DEFAULT_MERGE_POLICY, DEFAULT_SUBGRAPH_POLICY, DEFAULT_TARGET_RECALL, p
 import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
 import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentFiles, segmentPath, SEGMENTS_FOLDER, type Graph } from './segment-file.js';
-import { ShardSearcher, subgraphKey, type LoadedSegment, type LoadedSubgraph, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
+import { EXACT_SCAN_LIMIT, ShardSearcher, subgraphKey, type LoadedSegment, type LoadedSubgraph, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
 import { manifestLag, orphanFiles, verifyShard } from './verify.js';
@@ -48,6 +48,11 @@ export interface ShardOpenOptions {
   /** Search only these parts (a search thread's share); default: all of them. */
   parts?: PartSelection;
   policy?: MergePolicy;
+  /**
+   * Admitted tiles up to which a filtered search scans them exactly (default EXACT_SCAN_LIMIT):
+   * tests lower it to reach the graph paths with small shards.
+   */
+  exactScanLimit?: number;
 }
 
 export class LocalShard {
@@ -79,12 +84,13 @@ export class LocalShard {
     private readonly readOnly: boolean,
     private readonly selection: PartSelection | 'all' | 'none',
     private readonly policy: MergePolicy,
+    exactScanLimit: number,
   ) {
     this.counters = counters;
     this.nextLabel = counters.nextLabel;
     this.tombstones = new Set(store.tombstones());
     this.catalogue = loadCatalogue(store);
-    this.searcher = new ShardSearcher(index, info.model.dimension, this.catalogue, store, () => this.parts());
+    this.searcher = new ShardSearcher(index, info.model.dimension, this.catalogue, store, () => this.parts(), exactScanLimit);
   }
 
   /**
@@ -113,7 +119,7 @@ export class LocalShard {
       throw outdated(index, dir, version);
     }
     const selection = !withGraph ? 'none' : (options.parts ?? 'all');
-    const shard = new LocalShard(index, dir, info, store, counters, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY);
+    const shard = new LocalShard(index, dir, info, store, counters, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY, options.exactScanLimit ?? EXACT_SCAN_LIMIT);
     if (!readOnly) shard.recover();
     return shard;
   }

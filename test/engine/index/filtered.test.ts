@@ -16,7 +16,7 @@ const TILES_PER_SLIDE = 250;
 const ORGANS = ['lung', 'colon', 'breast', 'skin'];
 /**
  * Folds of 5,000 tiles (20 slides): each organ holds a quarter of a segment, 1,250 tiles, and
- * tumour about 1,110, above the exact-scan limit (their sub-graphs are walked; without them, a
+ * tumour about 1,110, above the exact-scan limit of 1,024 (their sub-graphs are walked; without them, a
  * quarter is fetched without a callback, tumour walked with one); lung stroma tiles, 975 a
  * segment, are scanned exactly per segment, lung tumour tiles (830 in the shard) in one go.
  */
@@ -24,6 +24,8 @@ const POLICY: MergePolicy = { foldTiles: 5000, segmentsPerTier: 10, floorVectors
 const WITHOUT_SUBGRAPHS: MergePolicy = { ...POLICY, subgraphs: { fields: [], minVectors: 200, maxShare: 0.25 } };
 // Every vector of a sub-graph is within reach at this ef, and a whole graph's walk at it is exact.
 const HIGH_EF = 1500;
+/** Lower than the default (4,096), so that segments of 5,000 tiles take the graph paths too. */
+const EXACT_SCAN_LIMIT = 1024;
 
 const vectors = clustered(SLIDES * TILES_PER_SLIDE, DIMENSION, seeded(15), 30);
 const slideMetadata = (slide: number) => ({ organ: ORGANS[slide % ORGANS.length] as string, dataset: slide % 3 === 0 ? 'a' : 'b' });
@@ -42,7 +44,7 @@ function putSlides(shard: LocalShard, slides: number[], version = 0): void {
 
 async function build(policy: MergePolicy): Promise<{ dir: string; store: IndexStore }> {
   const dir = newIndex(DIMENSION, 1, 'tessera-filtered-');
-  const store = IndexStore.open(dir, { policy });
+  const store = IndexStore.open(dir, { policy, exactScanLimit: EXACT_SCAN_LIMIT });
   const shard = store.shards[0]!;
   for (let from = 0; from < SLIDES; from += 20) {
     putSlides(shard, Array.from({ length: 20 }, (_, i) => from + i));
@@ -183,7 +185,7 @@ describe('filtered search with sub-graphs', () => {
     writeFileSync(join(folder, subgraph.file), 'not a graph');
     const orphan = ref.file.replace('.hnsw', '.sub-0999.hnsw');
     writeFileSync(join(folder, orphan), 'left by a crash');
-    const reader = IndexStore.open(dir, { readOnly: true });
+    const reader = IndexStore.open(dir, { readOnly: true, exactScanLimit: EXACT_SCAN_LIMIT });
     const problems = reader.shards[0]!.verify();
     expect(problems.some((problem) => problem.includes(subgraph.file) && problem.includes('bytes'))).toBe(true);
     expect(reader.shards[0]!.orphanFiles()).toEqual([orphan]);
