@@ -41,6 +41,11 @@ const EXCLUSION_OVERFETCH = 16;
 const BROAD_SHARE = 0.25;
 /** Filters whose admitted tiles are kept between queries (the same filter usually repeats). */
 const ADMISSION_CACHE_SIZE = 16;
+/**
+ * And at most this many bytes of them: an admission copies up to EXACT_SCAN_LIMIT vectors per
+ * segment into its exact index (8,192 × 1280-d is 42 MiB), so the count alone does not bound it.
+ */
+const ADMISSION_CACHE_BYTES = 512 * 2 ** 20;
 export const DEFAULT_EF = 64;
 
 export interface SearchOptions {
@@ -111,6 +116,8 @@ interface Admission {
   few: FewAdmitted | null;
   /** Per segment held (by id), when the shard's are not few: how many it holds, and those, when few. */
   bySegment: Map<number, { count: number; few: FewAdmitted | null }>;
+  /** Memory it holds, about: the bitmap and the exact indexes' vectors. */
+  bytes: number;
 }
 
 interface Scored {
@@ -185,6 +192,18 @@ export class ShardSearcher {
       }
     }
     return this.hitsOf(mergeScored(lists, k));
+  }
+
+  /** Keeps an admission, forgetting the oldest beyond the cache's count or bytes (never the new one). */
+  private cacheAdmission(key: string, admission: Admission): void {
+    this.admissions.set(key, admission);
+    let bytes = 0;
+    for (const cached of this.admissions.values()) bytes += cached.bytes;
+    for (const [oldest, cached] of this.admissions) {
+      if (oldest === key || (this.admissions.size <= ADMISSION_CACHE_SIZE && bytes <= ADMISSION_CACHE_BYTES)) break;
+      this.admissions.delete(oldest);
+      bytes -= cached.bytes;
+    }
   }
 
   /** An exact index of the labels' vectors from the commit point (a tile deleted meanwhile is left out). */
@@ -262,12 +281,17 @@ export class ShardSearcher {
         if (inSegment.labels.length <= this.exactScanLimit) inSegment.labels.push(label);
       }
     });
-    const admission: Admission = { bitmap, count, few: count <= this.exactScanLimit ? this.withVectors(few) : null, bySegment: new Map() };
+    const admission: Admission = { bitmap, count, few: count <= this.exactScanLimit ? this.withVectors(few) : null, bySegment: new Map(), bytes: 0 };
+    let exactVectors = admission.few?.count ?? 0;
     if (!admission.few) {
-      for (const [id, { count: inSegment, labels }] of bySegmentLabels) admission.bySegment.set(id, { count: inSegment, few: inSegment <= this.exactScanLimit ? this.withVectors(labels) : null });
+      for (const [id, { count: inSegment, labels }] of bySegmentLabels) {
+        const segmentFew = inSegment <= this.exactScanLimit ? this.withVectors(labels) : null;
+        exactVectors += segmentFew?.count ?? 0;
+        admission.bySegment.set(id, { count: inSegment, few: segmentFew });
+      }
     }
-    if (this.admissions.size >= ADMISSION_CACHE_SIZE) this.admissions.delete(this.admissions.keys().next().value as string);
-    this.admissions.set(key, admission);
+    admission.bytes = bitmap.byteLength + exactVectors * (this.dimension * 4 + 16);
+    this.cacheAdmission(key, admission);
     return admission;
   }
 }
