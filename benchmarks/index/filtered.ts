@@ -16,7 +16,7 @@
  * every filter took before).
  *
  * Latency is one query at a time on this thread, read-only shard, 200 queries drawn like the
- * tiles; recall@10 against the exact filtered top 10 of the same run. Unfiltered search runs at
+ * tiles, each run twice and the faster kept (the machine is shared); recall@10 against the exact filtered top 10 of the same run. Unfiltered search runs at
  * each segment's tuned ef (the default); a filtered row runs at the tuned ef too, raised along a
  * ladder until its recall is at least the unfiltered one (less 0.005) so that the ratio compares
  * equal recall. Last, what EXACT_SCAN_LIMIT trades: an exact scan of n tiles against a walk of
@@ -25,7 +25,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { asSlideId, createOrCheckIndex, DEFAULT_MERGE_POLICY, DEFAULT_SUBGRAPH_POLICY, EXACT_SCAN_LIMIT, IndexStore, parseFilter, type Filter, type MergePolicy, type NewTile } from '../../engine/index.js';
+import { asSlideId, createOrCheckIndex, DEFAULT_MERGE_POLICY, DEFAULT_SUBGRAPH_POLICY, EXACT_SCAN_LIMIT, IndexStore, parseFilter, type Filter, type MergePolicy, type NewTile, type TileHit } from '../../engine/index.js';
 import { seeded } from '../../test/engine/index/synthetic-shards.js';
 import { subspaceMixture } from './growth.js';
 
@@ -133,9 +133,15 @@ function measure(store: IndexStore, queries: Float32Array[], truths: number[][],
   const latencies: number[] = [];
   let found = 0;
   queries.forEach((query, q) => {
-    const began = performance.now();
-    const hits = store.search(query, { k: 10, ...(filter ? { filter } : {}), ...(ef ? { ef } : {}) });
-    latencies.push(performance.now() - began);
+    // Each query twice, the faster kept: the machine is shared, and a stall is not the search's.
+    let hits: TileHit[] = [];
+    let fastest = Infinity;
+    for (let repeat = 0; repeat < 2; repeat++) {
+      const began = performance.now();
+      hits = store.search(query, { k: 10, ...(filter ? { filter } : {}), ...(ef ? { ef } : {}) });
+      fastest = Math.min(fastest, performance.now() - began);
+    }
+    latencies.push(fastest);
     const truth = new Set(truths[q]);
     found += hits.filter((hit) => truth.has(hit.label)).length;
   });
