@@ -11,7 +11,9 @@
  *                sphere; hnswlib vs FAISS HNSW (python3-faiss) at equal M and efConstruction, one
  *                query at a time on one thread; build time, bytes per vector, load time. The built
  *                indexes and ground truth are cached in .cache/bench (a 1M build takes ~20 min here)
- *   filtered     LocalShard search at 50%, 5% and 0.1% filter selectivity: latency and recall
+ *   filtered     BENCH_FILTER_N (200,000) tiles in one LocalShard: search at 50%, 5%, 0.5% and 0.05%
+ *                of tiles admitted against unfiltered at equal recall, with and without sub-graphs,
+ *                and the sub-graphs' build time and bytes (see filtered.ts)
  *   quality      precision@1, majority vote@5, mAP@5 on LC25000 (group-aware) and Kather
  *   growth       how a shard's costs grow with it: per-commit time and bytes early vs late, total
  *                vs one bulk build, a shard past 2.5 GiB, a 1M-tile shard served (see growth.ts)
@@ -23,9 +25,10 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { pino } from 'pino';
-import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_TILE_SPEC, Embedder, IndexStore, PreprocessPool, asSlideId, configureDecoding, createOrCheckIndex, openSlide, parseDevice, parseFilter, readGridTile, resolveModel, slideMppOf, tileCache, tileGrid } from '../../engine/index.js';
+import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_TILE_SPEC, Embedder, PreprocessPool, configureDecoding, openSlide, parseDevice, readGridTile, resolveModel, slideMppOf, tileCache, tileGrid } from '../../engine/index.js';
 import { runIndex } from '../../indexer/pipeline.js';
 import { ensureSyntheticSlide } from '../slides/synthetic-slide.js';
+import { filteredSearch } from './filtered.js';
 import { incrementalGrowth, largeShard, servingShard } from './growth.js';
 import { qualityWithD8 } from './quality-d8.js';
 import { PROJECT_ROOT, SLIDES, SYSTEM_PYTHON, TILES, hasSharedData } from '../../test/shared-data.js';
@@ -401,53 +404,7 @@ if (SECTIONS.has('ann-synthetic')) {
 }
 
 // ── filtered ────────────────────────────────────────────────────────────────────────────────
-if (SECTIONS.has('filtered')) {
-  const dim = 384;
-  const slides = 100;
-  const tilesPerSlide = 500;
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-filter-'));
-  createOrCheckIndex(dir, { shards: 1, model: { id: 'bench', version: '1', dimension: dim }, tile: { mpp: 0.5, sizePx: 224 } });
-  const store = IndexStore.open(dir);
-  const centres = Array.from({ length: 200 }, () => normalize(Float32Array.from({ length: dim }, gaussian)));
-  const vectorOf = () => normalize(Float32Array.from(centres[Math.floor(random() * centres.length)]!, (v) => v + gaussian() * 0.05));
-  const started = performance.now();
-  const all: Array<{ vector: Float32Array; bucket: number }> = [];
-  for (let s = 0; s < slides; s++) {
-    // `bucket` is uniform over 1000 values: bucket < 500 admits 50%, < 50 5%, < 1 0.1% of tiles.
-    const tiles = Array.from({ length: tilesPerSlide }, () => ({ vector: vectorOf(), bucket: Math.floor(random() * 1000) }));
-    all.push(...tiles);
-    store.shards[0]!.putSlide(
-      { slideId: asSlideId(`s${s}`), path: '', metadata: {}, fingerprint: { size: 0, mtimeMs: 0, hash: '' }, mppSupplied: false, mpp: [0.5, 0.5], width: 0, height: 0, indexedAt: '' },
-      tiles.map((tile, i) => ({ tile: { x: i, y: 0, width: 1, height: 1, mpp: 0.5, tissue: 1, level: 0, metadata: { bucket: String(tile.bucket), half: String(tile.bucket < 500), twentieth: String(tile.bucket < 50), thousandth: String(tile.bucket < 1) } }, vector: tile.vector })),
-    );
-  }
-  console.log(`filtered: ${slides * tilesPerSlide} tiles (${dim}-d) in one LocalShard, built with per-slide commits in ${((performance.now() - started) / 1000).toFixed(0)} s; 200 queries, k = 10, ef = 64`);
-  const rows = [];
-  for (const [name, field, share] of [['50%', 'half', 0.5], ['5%', 'twentieth', 0.05], ['0.1%', 'thousandth', 0.001]] as const) {
-    const filter = parseFilter({ [field]: 'true' });
-    const latencies: number[] = [];
-    let hits = 0;
-    let expectedTotal = 0;
-    for (let qi = 0; qi < 200; qi++) {
-      const query = vectorOf();
-      const began = performance.now();
-      const found = store.search(query, { k: 10, ef: 64, filter });
-      latencies.push(performance.now() - began);
-      const admitted = all.map((tile, label) => ({ label, tile })).filter(({ tile }) => (field === 'half' ? tile.bucket < 500 : field === 'twentieth' ? tile.bucket < 50 : tile.bucket < 1));
-      const truth = admitted.map(({ label, tile }) => ({ label, score: dot(query, 0, tile.vector, 0, dim) })).sort((a, b) => b.score - a.score).slice(0, 10);
-      const truthLabels = new Set(truth.map((entry) => entry.label));
-      hits += found.filter((hit) => truthLabels.has(hit.label)).length;
-      expectedTotal += truth.length;
-    }
-    latencies.sort((a, b) => a - b);
-    const row = { selectivity: name, share, recall10: hits / expectedTotal, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
-    rows.push(row);
-    console.log(`  ${name.padStart(5)} of tiles admitted: recall@10 ${row.recall10.toFixed(3)}  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms`);
-  }
-  await store.close();
-  console.log();
-  results.filtered = rows;
-}
+if (SECTIONS.has('filtered')) results.filtered = await filteredSearch(Number(process.env.BENCH_FILTER_N ?? 200_000), CACHE);
 
 // ── quality ─────────────────────────────────────────────────────────────────────────────────
 if (SECTIONS.has('quality')) {

@@ -102,7 +102,7 @@ export class IndexStore {
    * Opens the listed shards (default: all of them when writable; those present when read-only).
    * `graph: false` opens records and metadata only (see LocalShard.open).
    */
-  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean; parts?: ReadonlyMap<number, PartSelection>; policy?: MergePolicy } = {}): IndexStore {
+  static open(indexDir: string, options: { readOnly?: boolean; shards?: number[]; expectModel?: ModelRef; graph?: boolean; parts?: ReadonlyMap<number, PartSelection>; policy?: MergePolicy; exactScanLimit?: number } = {}): IndexStore {
     const info = readIndexInfo(indexDir);
     if (info.formatVersion !== INDEX_FORMAT_VERSION) {
       throw new TesseraError('INDEX_OUTDATED', `${indexDir} is in index format ${info.formatVersion}, this Tessera reads format ${INDEX_FORMAT_VERSION}: convert it with \`tessera upgrade --index ${indexDir}\``);
@@ -119,7 +119,7 @@ export class IndexStore {
     try {
       for (const shard of wanted) {
         const parts = options.parts?.get(shard) ?? (options.parts ? { segments: [], tail: null } : undefined);
-        shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true, ...(parts ? { parts } : {}), ...(options.policy ? { policy: options.policy } : {}) }));
+        shards.push(LocalShard.open(shardDir(indexDir, shard), shard, info, { readOnly: options.readOnly ?? false, graph: options.graph ?? true, ...(parts ? { parts } : {}), ...(options.policy ? { policy: options.policy } : {}), ...(options.exactScanLimit ? { exactScanLimit: options.exactScanLimit } : {}) }));
       }
     } catch (error) {
       for (const shard of shards) void shard.close();

@@ -19,12 +19,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { TileCatalogue } from './catalogue.js';
-import { DEFAULT_MERGE_POLICY, DEFAULT_TARGET_RECALL, planMerge, type MergePolicy } from './merge-policy.js';
+import { DEFAULT_MERGE_POLICY, DEFAULT_SUBGRAPH_POLICY, DEFAULT_TARGET_RECALL, planMerge, type MergePolicy } from './merge-policy.js';
 import { runSegmentBuild } from './segment-builder.js';
 import type { SegmentBuildResult } from './segment-build-task.js';
-import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentPath, SEGMENTS_FOLDER } from './segment-file.js';
+import { fsyncPath, loadSegment, replaceFileDurably, segmentFileName, segmentFiles, segmentPath, SEGMENTS_FOLDER, type Graph } from './segment-file.js';
 import { exactSearchRanges, type QueryExclusions } from './exact-search.js';
-import { ShardSearcher, type LoadedSegment, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
+import { EXACT_SCAN_LIMIT, ShardSearcher, subgraphKey, type LoadedSegment, type LoadedSubgraph, type SearchOptions, type SearchParts, type TailBlock } from './shard-search.js';
 import type { SlidePage, SlidePageQuery } from './slide-listing.js';
 import { ShardStore, writeFailed, type ShardCounters, type ShardWrites } from './shard-store.js';
 import { INDEX_FORMAT_VERSION, type IndexInfo, type Label, type SegmentRef, type ShardManifest, type SlideId, type SlideRecord, type TileHit, type TileRecord } from './types.js';
@@ -50,6 +50,11 @@ export interface ShardOpenOptions {
   /** Search only these parts (a search thread's share); default: all of them. */
   parts?: PartSelection;
   policy?: MergePolicy;
+  /**
+   * Admitted tiles up to which a filtered search scans them exactly (default EXACT_SCAN_LIMIT):
+   * tests lower it to reach the graph paths with small shards.
+   */
+  exactScanLimit?: number;
 }
 
 export class LocalShard {
@@ -81,12 +86,13 @@ export class LocalShard {
     private readonly readOnly: boolean,
     private readonly selection: PartSelection | 'all' | 'none',
     private readonly policy: MergePolicy,
+    exactScanLimit: number,
   ) {
     this.counters = counters;
     this.nextLabel = counters.nextLabel;
     this.tombstones = new Set(store.tombstones());
     this.catalogue = loadCatalogue(store);
-    this.searcher = new ShardSearcher(index, info.model.dimension, this.catalogue, store, () => this.parts());
+    this.searcher = new ShardSearcher(index, info.model.dimension, this.catalogue, store, () => this.parts(), exactScanLimit);
   }
 
   /**
@@ -115,7 +121,7 @@ export class LocalShard {
       throw outdated(index, dir, version);
     }
     const selection = !withGraph ? 'none' : (options.parts ?? 'all');
-    const shard = new LocalShard(index, dir, info, store, counters, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY);
+    const shard = new LocalShard(index, dir, info, store, counters, readOnly, selection, options.policy ?? DEFAULT_MERGE_POLICY, options.exactScanLimit ?? EXACT_SCAN_LIMIT);
     if (!readOnly) shard.recover();
     return shard;
   }
@@ -416,6 +422,7 @@ export class LocalShard {
       endLabel: chosen.endLabel,
       file,
       targetRecall: this.policy.targetRecall ?? DEFAULT_TARGET_RECALL,
+      subgraphs: this.policy.subgraphs ?? DEFAULT_SUBGRAPH_POLICY,
       crash: crashSettingForBuild(),
     })
       .then((result) => this.commitSegment(chosen, id, file, result))
@@ -436,7 +443,10 @@ export class LocalShard {
    */
   private commitSegment(plan: { firstLabel: Label; endLabel: Label; replaces: SegmentRef[] }, id: number, file: string, result: SegmentBuildResult): void {
     const commit = this.counters.commit + 1;
-    const ref: SegmentRef | null = result.members.length === 0 ? null : { id, file, firstLabel: plan.firstLabel, endLabel: plan.endLabel, vectors: result.members.length, bytes: result.bytes, sha256: result.sha256, commit, tuned: result.tuned };
+    const ref: SegmentRef | null =
+      result.members.length === 0
+        ? null
+        : { id, file, firstLabel: plan.firstLabel, endLabel: plan.endLabel, vectors: result.members.length, bytes: result.bytes, sha256: result.sha256, commit, tuned: result.tuned, ...(result.subgraphs.length > 0 ? { subgraphs: result.subgraphs } : {}) };
     const replacedIds = new Set(plan.replaces.map((segment) => segment.id));
     const segments = [...this.counters.segments.filter((segment) => !replacedIds.has(segment.id)), ...(ref ? [ref] : [])].sort((a, b) => a.firstLabel - b.firstLabel);
     const dropped = [...this.tombstones].filter((label) => label >= plan.firstLabel && label < plan.endLabel);
@@ -457,7 +467,7 @@ export class LocalShard {
     for (const label of dropped) this.tombstones.delete(label);
     for (const label of deadMembers) this.tombstones.add(label);
     this.counters = { ...this.counters, segments, commit, segmentedEnd };
-    for (const segment of plan.replaces) rmSync(segmentPath(this.dir, segment.file), { force: true });
+    for (const segment of plan.replaces) for (const name of segmentFiles(segment)) rmSync(segmentPath(this.dir, name), { force: true });
     if (plan.replaces.length > 0) fsyncPath(join(this.dir, SEGMENTS_FOLDER));
     reachStep('segment:cleaned');
     this.loadedParts = { segments: null, tail: undefined };
@@ -503,26 +513,33 @@ export class LocalShard {
       if (selection !== 'all' && wanted.length !== selection.segments.length) {
         throw new TesseraError('INDEX_CORRUPT', `shard ${this.index}: segments ${selection.segments.join(', ')} were asked for, the commit point lists ${this.counters.segments.map((ref) => ref.id).join(', ') || 'none'}`, { transient: true });
       }
-      this.loadedParts.segments = wanted.map((ref) => {
-        const graph = loadSegment(this.dir, this.index, ref, this.info.model.dimension);
-        let tombstones = 0;
-        for (const label of this.tombstones) {
-          if (label < ref.firstLabel || label >= ref.endLabel) continue;
-          tombstones++;
-          try {
-            graph.markDelete(label);
-          } catch {
-            // Already marked in the file (a graph adopted from format 1).
-          }
-        }
-        return { ref, graph, live: ref.vectors - tombstones };
-      });
+      this.loadedParts.segments = wanted.map((ref) => this.loadParts(ref));
     }
     if (this.loadedParts.tail === undefined) {
       const range = selection === 'all' ? this.tail : selection.tail;
       this.loadedParts.tail = range && range.endLabel > range.firstLabel ? this.readTail(range.firstLabel, range.endLabel) : null;
     }
     return { segments: this.loadedParts.segments, tail: this.loadedParts.tail };
+  }
+
+  /** A segment's graph and sub-graphs, with the tombstones in its range marked deleted in memory. */
+  private loadParts(ref: SegmentRef): LoadedSegment {
+    const dimension = this.info.model.dimension;
+    const tombstones = [...this.tombstones].filter((label) => label >= ref.firstLabel && label < ref.endLabel);
+    const graph = loadSegment(this.dir, this.index, ref, dimension);
+    for (const label of tombstones) {
+      try {
+        graph.markDelete(label);
+      } catch {
+        // Already marked in the file (a graph adopted from format 1).
+      }
+    }
+    const subgraphs = new Map<string, LoadedSubgraph>();
+    for (const subgraphRef of ref.subgraphs ?? []) {
+      const subgraph = loadSegment(this.dir, this.index, subgraphRef, dimension);
+      subgraphs.set(subgraphKey(subgraphRef.field, subgraphRef.value), { ref: subgraphRef, graph: subgraph, live: subgraphRef.vectors - markMembers(subgraph, tombstones) });
+    }
+    return { ref, graph, live: ref.vectors - tombstones.length, subgraphs };
   }
 
   private readTail(firstLabel: Label, endLabel: Label): TailBlock {
@@ -537,6 +554,19 @@ export class LocalShard {
     chunks.forEach((vector, i) => vectors.set(vector, i * dimension));
     return { firstLabel, endLabel, labels: Uint32Array.from(labels), vectors };
   }
+}
+
+/** Marks deleted those of `labels` that the graph holds; returns how many it held. */
+function markMembers(graph: Graph, labels: Label[]): number {
+  if (labels.length === 0) return 0;
+  const members = new Set(graph.getIdsList());
+  let marked = 0;
+  for (const label of labels) {
+    if (!members.has(label)) continue;
+    graph.markDelete(label);
+    marked++;
+  }
+  return marked;
 }
 
 function loadCatalogue(store: ShardStore): TileCatalogue {

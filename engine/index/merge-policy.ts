@@ -8,6 +8,8 @@
  * contiguous range of labels.
  */
 
+import { EXACT_SCAN_LIMIT } from './shard-search.js';
+
 export interface MergePolicy {
   /** Fold the tail into a new segment once it holds this many tiles (and at the end of a run). */
   foldTiles: number;
@@ -18,7 +20,24 @@ export interface MergePolicy {
   maxTombstoneShare: number;
   /** recall@10 each new segment's default ef is tuned to (see segment-build-task.ts tuneEf). */
   targetRecall?: number;
+  /** Which facet values each new segment builds a sub-graph for; default DEFAULT_SUBGRAPH_POLICY. */
+  subgraphs?: SubgraphPolicy;
 }
+
+/**
+ * Sub-graphs a segment build adds (see SegmentRef.subgraphs): for each value of `fields` held by
+ * between `minVectors` and `maxShare` of the segment's vectors. Below the floor a filtered search
+ * scans the segment's admitted tiles exactly, which is cheaper; above the share a walk of the
+ * whole graph with a callback finds admitted tiles often enough. A field partitions the tiles, so
+ * each field adds at most one copy of the segment's vectors (measured in bench:index, filtered).
+ */
+export interface SubgraphPolicy {
+  fields: readonly string[];
+  minVectors: number;
+  maxShare: number;
+}
+
+export const DEFAULT_SUBGRAPH_POLICY: SubgraphPolicy = { fields: ['organ', 'stain', 'species', 'diagnosis', 'dataset', 'label'], minVectors: EXACT_SCAN_LIMIT, maxShare: 0.25 };
 
 export const DEFAULT_TARGET_RECALL = 0.95;
 

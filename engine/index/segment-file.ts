@@ -22,6 +22,16 @@ export function segmentFileName(id: number): string {
   return `seg-${String(id).padStart(8, '0')}.hnsw`;
 }
 
+/** The file of a segment's `index`-th sub-graph: named after the segment, never after the value (metadata may hold anything). */
+export function subgraphFileName(segmentFile: string, index: number): string {
+  return segmentFile.replace(/\.hnsw$/, `.sub-${String(index).padStart(4, '0')}.hnsw`);
+}
+
+/** Every file a segment consists of: its graph and its sub-graphs. */
+export function segmentFiles(ref: Pick<SegmentRef, 'file' | 'subgraphs'>): string[] {
+  return [ref.file, ...(ref.subgraphs ?? []).map((subgraph) => subgraph.file)];
+}
+
 export function segmentPath(shardDir: string, file: string): string {
   return join(shardDir, SEGMENTS_FOLDER, file);
 }
@@ -77,10 +87,11 @@ export function replaceFileDurably(path: string, text: string): void {
 }
 
 /**
- * Loads a segment's graph, with its tombstoned labels marked deleted in memory (the file is never
- * changed). @throws TesseraError INDEX_CORRUPT when the file is missing or unreadable
+ * Loads a segment's graph or one of its sub-graphs, as written (the caller marks tombstones
+ * deleted in memory; the file is never changed).
+ * @throws TesseraError INDEX_CORRUPT when the file is missing, of another size, or unreadable
  */
-export function loadSegment(shardDir: string, shard: number, ref: SegmentRef, dimension: number): Graph {
+export function loadSegment(shardDir: string, shard: number, ref: Pick<SegmentRef, 'file' | 'bytes'>, dimension: number): Graph {
   const path = segmentPath(shardDir, ref.file);
   const graph = new HierarchicalNSW('cosine', dimension);
   try {

@@ -81,6 +81,10 @@ export class ShardStore {
     return this.tiles.getRange().map(({ key, value }) => ({ label: key, tile: value }));
   }
 
+  slide(slideId: SlideId): SlideRecord | undefined {
+    return this.slides.get(slideId);
+  }
+
   tile(label: Label): TileRecord | undefined {
     return this.tiles.get(label);
   }

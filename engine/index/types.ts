@@ -109,6 +109,30 @@ export interface SegmentRef {
    * Searches use it unless a request names an ef. Absent in segments adopted from format 1.
    */
   tuned?: { ef: number; recall10: number; target: number };
+  /**
+   * Graphs of subsets of this segment's vectors, one per common facet value (see SubgraphPolicy):
+   * a filter on that value walks the small graph instead of the whole one with a callback. Built
+   * with the segment, written and committed with it, removed with it. Absent: none (format 1,
+   * or a segment built before sub-graphs); searches then walk the segment's graph.
+   */
+  subgraphs?: SubgraphRef[];
+}
+
+/**
+ * One sub-graph of a segment: the vectors of the segment's tiles whose `field` (tile metadata
+ * first, then the slide's, as filters look it up) is `value`, when the segment was built.
+ */
+export interface SubgraphRef {
+  field: string;
+  value: string;
+  /** File name inside the shard's segments/ folder. */
+  file: string;
+  /** Vectors in the file. */
+  vectors: number;
+  bytes: number;
+  sha256: string;
+  /** As SegmentRef.tuned, measured on the sub-graph's own vectors. */
+  tuned: { ef: number; recall10: number; target: number };
 }
 
 /**

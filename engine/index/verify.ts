@@ -1,14 +1,15 @@
 /**
  * verifyShard: every invariant of a shard, checked against what is on disk, in both directions.
  * Records ↔ vectors ↔ segments ↔ tombstones, slides ↔ tiles, the segment files (size, sha256,
- * members), the manifest against the commit point, and files no commit lists.
+ * members), each sub-graph against its segment (size, sha256, exactly the segment's tiles of its
+ * value), the manifest against the commit point, and files no commit lists.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TileCatalogue } from './catalogue.js';
-import { loadSegment, segmentPath, SEGMENTS_FOLDER, sha256OfFile } from './segment-file.js';
+import { loadSegment, segmentFiles, segmentPath, SEGMENTS_FOLDER, sha256OfFile, type Graph } from './segment-file.js';
 import type { ShardCounters, ShardStore } from './shard-store.js';
-import type { Label, ShardManifest } from './types.js';
+import type { Label, SegmentRef, ShardManifest, SubgraphRef } from './types.js';
 
 export interface VerifyContext {
   index: number;
@@ -55,24 +56,8 @@ export function verifyShard(context: VerifyContext): string[] {
     const name = `${where}: segment ${ref.file}`;
     if (ref.firstLabel < previousEnd || ref.endLabel <= ref.firstLabel || ref.endLabel > counters.nextLabel) problems.push(`${name} covers labels [${ref.firstLabel}, ${ref.endLabel}), overlapping another or past ${counters.nextLabel}`);
     previousEnd = ref.endLabel;
-    const path = segmentPath(dir, ref.file);
-    if (!existsSync(path)) {
-      problems.push(`${name} is listed but missing`);
-      continue;
-    }
-    if (statSync(path).size !== ref.bytes) problems.push(`${name} is ${statSync(path).size} bytes, the commit point says ${ref.bytes}`);
-    const checksum = sha256OfFile(path);
-    if (checksum !== ref.sha256) {
-      problems.push(`${name} checksum ${checksum.slice(0, 12)}… differs from the commit point's ${ref.sha256.slice(0, 12)}…`);
-      continue;
-    }
-    let graph;
-    try {
-      graph = loadSegment(dir, index, ref, context.dimension);
-    } catch (error) {
-      problems.push((error as Error).message);
-      continue;
-    }
+    const graph = checkedGraph(context, ref, name, problems);
+    if (!graph) continue;
     const members = graph.getIdsList();
     if (members.length !== ref.vectors) problems.push(`${name} holds ${members.length} vectors, the commit point says ${ref.vectors}`);
     let outside = 0;
@@ -84,6 +69,7 @@ export function verifyShard(context: VerifyContext): string[] {
     }
     if (outside > 0) problems.push(`${name} holds ${outside} vectors outside its label range`);
     if (unaccounted > 0) problems.push(`${name} holds ${unaccounted} vectors that are neither live tiles nor tombstones (deleted tiles would come back)`);
+    problems.push(...verifySubgraphs(context, ref, members, tileLabels));
     const sampled = members.filter((label) => tileLabels.has(label)).slice(0, SAMPLED_VECTORS);
     for (const label of sampled) {
       const stored = store.vector(label) as Float32Array;
@@ -116,11 +102,60 @@ export function verifyShard(context: VerifyContext): string[] {
   return problems;
 }
 
+/**
+ * A segment's sub-graphs: each file as committed, and holding exactly the segment's members whose
+ * field has the sub-graph's value (the live ones are checked against their records; tombstoned
+ * ones have none left, so only their presence in the segment is).
+ */
+function verifySubgraphs(context: VerifyContext, ref: SegmentRef, segmentMembers: Label[], tileLabels: ReadonlySet<Label>): string[] {
+  const problems: string[] = [];
+  const inSegment = new Set(segmentMembers);
+  for (const subgraphRef of ref.subgraphs ?? []) {
+    const name = `shard ${context.index}: sub-graph ${subgraphRef.file} (${subgraphRef.field} of segment ${ref.file})`;
+    const graph = checkedGraph(context, subgraphRef, name, problems);
+    if (!graph) continue;
+    const members = graph.getIdsList();
+    if (members.length !== subgraphRef.vectors) problems.push(`${name} holds ${members.length} vectors, the commit point says ${subgraphRef.vectors}`);
+    const inSubgraph = new Set(members);
+    const foreign = members.filter((label) => !inSegment.has(label) || (tileLabels.has(label) && facetValue(context, label, subgraphRef.field) !== subgraphRef.value));
+    if (foreign.length > 0) problems.push(`${name} holds ${foreign.length} vectors of tiles outside the segment or without its value (first: ${foreign[0]})`);
+    const missing = segmentMembers.filter((label) => tileLabels.has(label) && !inSubgraph.has(label) && facetValue(context, label, subgraphRef.field) === subgraphRef.value);
+    if (missing.length > 0) problems.push(`${name} lacks ${missing.length} of the segment's tiles with its value (filtered searches would miss them; first: ${missing[0]})`);
+  }
+  return problems;
+}
+
+/** Loads a listed file after checking its size and checksum; null (with the problem noted) when it fails. */
+function checkedGraph(context: VerifyContext, ref: SegmentRef | SubgraphRef, name: string, problems: string[]): Graph | null {
+  const path = segmentPath(context.dir, ref.file);
+  if (!existsSync(path)) {
+    problems.push(`${name} is listed but missing`);
+    return null;
+  }
+  if (statSync(path).size !== ref.bytes) problems.push(`${name} is ${statSync(path).size} bytes, the commit point says ${ref.bytes}`);
+  const checksum = sha256OfFile(path);
+  if (checksum !== ref.sha256) {
+    problems.push(`${name} checksum ${checksum.slice(0, 12)}… differs from the commit point's ${ref.sha256.slice(0, 12)}…`);
+    return null;
+  }
+  try {
+    return loadSegment(context.dir, context.index, ref, context.dimension);
+  } catch (error) {
+    problems.push((error as Error).message);
+    return null;
+  }
+}
+
+/** A live tile's value of a field, looked up as filters do: its own metadata, then its slide's. */
+function facetValue(context: VerifyContext, label: Label, field: string): string | undefined {
+  return context.catalogue.tileMetadata(label)?.[field] ?? context.catalogue.slideOf(label)?.metadata[field];
+}
+
 /** Files in segments/ that no commit lists: left by an interrupted build, removed by the next writer. */
 export function orphanFiles(dir: string, counters: Pick<ShardCounters, 'segments'>): string[] {
   const folder = join(dir, SEGMENTS_FOLDER);
   if (!existsSync(folder)) return [];
-  const listed = new Set(counters.segments.map((ref) => ref.file));
+  const listed = new Set(counters.segments.flatMap(segmentFiles));
   // A temporary file is never listed: it is an orphan like any other unlisted name.
   return readdirSync(folder).filter((name) => !listed.has(name));
 }

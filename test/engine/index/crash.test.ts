@@ -2,7 +2,8 @@
  * Fault injection: a writer process is killed with SIGKILL at each named step of the commit,
  * segment-build and merge protocols, and at random moments while it replaces and deletes slides.
  * After each kill the shard is reopened and verified: no committed tile lost, none doubled, no
- * slide made invisible, no orphan file left by the next writer; then the run resumes to the end.
+ * slide made invisible, no orphan file (segment or sub-graph) left by the next writer; then the
+ * run resumes to the end.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -74,7 +75,7 @@ async function checkShard(indexDir: string, ops: Operation[], done: number): Pro
   const shard = store.shards[0]!;
   try {
     expect(shard.verify()).toEqual([]);
-    const listed = new Set(shard.segments.map((ref) => ref.file));
+    const listed = new Set(shard.segments.flatMap((ref) => [ref.file, ...(ref.subgraphs ?? []).map((subgraph) => subgraph.file)]));
     expect(readdirSync(join(indexDir, 'shard-000', 'segments')).filter((name) => !listed.has(name))).toEqual([]);
     const slides = new Map(shard.slideIds().map((id) => [id as string, -1]));
     const candidates = [stateAfter(ops, done), stateAfter(ops, done + 1)];
@@ -122,6 +123,9 @@ describe('a writer killed at every step of its protocols', () => {
       const resumed = await runChild(dir, 'grow');
       expect(resumed.closed).toBe(true);
       await checkShard(dir, ops, ops.length);
+      const reader = IndexStore.open(dir, { readOnly: true, graph: false });
+      expect(reader.shards[0]!.segments.some((ref) => (ref.subgraphs ?? []).length > 0), 'segments with sub-graphs').toBe(true);
+      await reader.close();
     }, 90_000);
   }
 

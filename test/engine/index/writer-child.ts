@@ -1,7 +1,8 @@
 /**
  * A shard writer run as its own process by the fault-injection test, so that it can die by
  * SIGKILL at a named write step (argv[4], "step@skip") or at a random moment. Prints "done N"
- * after operation N returns, "closed" after the shard settled.
+ * after operation N returns, "closed" after the shard settled. Slides carry an organ, so segments
+ * have sub-graphs.
  *
  *   scenario "grow":  put slides 0…13 (60 tiles each), replace slide 2 after 6, delete slide 4 after 9
  *   scenario "churn": put slides 0…3, then replace slide 1 and delete/re-put slide 2, 40 times
@@ -12,7 +13,13 @@ import { clustered, putSlide, seeded } from './synthetic-shards.js';
 
 export const DIMENSION = 24;
 export const TILES = 60;
-export const POLICY = { foldTiles: 200, segmentsPerTier: 3, floorVectors: 200, maxTombstoneShare: 0.3 };
+/** Every segment builds a sub-graph per organ, so that each step covers those files too. */
+export const POLICY = { foldTiles: 200, segmentsPerTier: 3, floorVectors: 200, maxTombstoneShare: 0.3, subgraphs: { fields: ['organ'], minVectors: 20, maxShare: 0.5 } };
+
+/** Three organs over the slides: each holds between a quarter and a half of a segment's tiles. */
+export function organOf(slide: string): string {
+  return ['lung', 'colon', 'skin'][Number(slide.replace(/\D/g, '')) % 3] as string;
+}
 
 export type Operation = { put: string; version: number } | { delete: string };
 
@@ -45,7 +52,7 @@ async function main(): Promise<void> {
   const shard = store.shards[0]!;
   writeSync(1, 'ready\n');
   for (const [i, op] of operations(scenario).entries()) {
-    if ('put' in op) putSlide(shard, op.put, vectorsOf(op.put, op.version));
+    if ('put' in op) putSlide(shard, op.put, vectorsOf(op.put, op.version), { organ: organOf(op.put) });
     else shard.deleteSlide(op.delete);
     writeSync(1, `done ${i}\n`);
     // Let builder threads finish now and then, as an indexer's reads and inference would.
