@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { BINARY_CONTENT_TYPE, decodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -39,6 +39,16 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
       const vectors = await local.storedVectors(request.body.slideId, request.body.selection, request.body.datasets);
       if (!vectors) return reply.status(204).send();
       return reply.type(BINARY_CONTENT_TYPE).send(vectorsToBytes(vectors));
+    },
+  );
+
+  // A query by an indexed slide: its record and stored vectors in one answer (RemoteShardGroup.slideVectors).
+  app.post<{ Body: { slideId: string; selection: { rect: { x: number; y: number; width: number; height: number } } | { mosaic: true }; datasets: string[] | null } }>(
+    '/internal/v1/slide-vectors',
+    { schema: { ...hide, body: Type.Object({ slideId: Type.String(), selection: Type.Union([Type.Object({ rect: Rect }), Type.Object({ mosaic: Type.Literal(true) })]), datasets: Datasets }) } },
+    async (request, reply) => {
+      const found = await local.slideVectors(request.body.slideId, request.body.selection, request.body.datasets);
+      return reply.type(BINARY_CONTENT_TYPE).send(encodeFramed({ slide: found?.slide ?? null, vectors: Boolean(found?.vectors) }, found?.vectors ?? []));
     },
   );
 

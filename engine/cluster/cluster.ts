@@ -7,7 +7,7 @@
 import { TesseraError } from '../errors.js';
 import { mergeHits, shardOf, type IndexInfo, type SlidePageQuery, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
-import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
 
 export interface Coverage {
   /** Shards that answered. */
@@ -91,6 +91,10 @@ export class Cluster {
 
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
     return this.onSlideShard(slideId, (group) => group.storedVectors(slideId, selection, datasets));
+  }
+
+  slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    return this.onSlideShard(slideId, (group) => group.slideVectors(slideId, selection, datasets));
   }
 
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {

@@ -16,7 +16,7 @@ import { readGridTile } from '../tiling/index.js';
 import { shardRecall } from './recall.js';
 import { SearchQueue, type SearchRunner } from './search-queue.js';
 import { openSearchTasks, type SearchTask, type SearchTasks } from './search-tasks.js';
-import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
@@ -128,17 +128,12 @@ export class LocalShardGroup implements ShardGroup {
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
     const found = recordIn(this.current.store, slideId, datasets);
-    if (!found) return null;
-    const { shard, record } = found;
-    let labels: Label[];
-    if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
-    else {
-      const label = shard.tileAt(slideId, selection.rect);
-      if (label === undefined) return null;
-      labels = [label];
-    }
-    // Stored vectors come from the commit point (LMDB): no search thread needed.
-    return labels.map((label) => shard.vector(label));
+    return found ? vectorsOf(found, selection) : null;
+  }
+
+  async slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    const found = recordIn(this.current.store, slideId, datasets);
+    return found && { slide: summaryOf(found.record, found.shard.index), vectors: vectorsOf(found, selection) };
   }
 
   async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {
@@ -219,6 +214,19 @@ async function reducedToTile(region: RgbImage, sizePx: number): Promise<RgbImage
   if (region.width === sizePx && region.height === sizePx) return region;
   const data = await sharp(region.data, { raw: { width: region.width, height: region.height, channels: 3 } }).resize(sizePx, sizePx, { fit: 'fill' }).raw().toBuffer();
   return { data, width: sizePx, height: sizePx };
+}
+
+/** The stored vectors of a selection of a slide's tiles: the tile at exactly a rect, or its mosaic; null when no tile has that rect. */
+function vectorsOf({ shard, record }: { shard: LocalShard; record: SlideRecord }, selection: { rect: BaseRect } | { mosaic: true }): Float32Array[] | null {
+  let labels: Label[];
+  if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
+  else {
+    const label = shard.tileAt(record.slideId, selection.rect);
+    if (label === undefined) return null;
+    labels = [label];
+  }
+  // Stored vectors come from the commit point (LMDB): no search thread needed.
+  return labels.map((label) => shard.vector(label));
 }
 
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {

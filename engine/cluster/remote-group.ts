@@ -7,8 +7,8 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { SlidePageQuery } from '../index/index.js';
-import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
+import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary, SlideVectors } from './shard-group.js';
+import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -62,6 +62,16 @@ export class RemoteShardGroup implements ShardGroup {
       const vectors = vectorsFromBytes(answer.bytes, this.dimension);
       if (!vectors) throw new Error(`vectors of ${answer.bytes.length} bytes are not ${this.dimension}-d float32`);
       return vectors;
+    });
+  }
+
+  /** The record comes back framed before the vectors (wire.ts): `{ slide, vectors: boolean }`, then the float32 bytes. */
+  async slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    return this.send('/internal/v1/slide-vectors', json({ slideId, selection, datasets }), undefined, (answer) => {
+      const framed = decodeFramed(answer.bytes, this.dimension);
+      if ('problem' in framed) throw new Error(`the slide's vectors: ${framed.problem}`);
+      const head = framed.head as { slide: SlideSummary | null; vectors: boolean };
+      return head.slide ? { slide: head.slide, vectors: head.vectors ? framed.vectors : null } : undefined;
     });
   }
 

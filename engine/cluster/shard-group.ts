@@ -39,6 +39,12 @@ export interface SlideSummary {
   indexedAt: string;
 }
 
+/** A slide's record with the stored vectors of a selection of its tiles (null: none there). */
+export interface SlideVectors {
+  slide: SlideSummary;
+  vectors: Float32Array[] | null;
+}
+
 /** A page of a group's slides (see SlideListing.page), merged over its shards. */
 export interface GroupSlidePage {
   /** In slide-id order. */
@@ -79,6 +85,12 @@ export interface ShardGroup {
    * `datasets`, or (for a rect) no indexed tile has exactly that rectangle.
    */
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null>;
+  /**
+   * The slide's record and its stored vectors (as storedVectors) in one call: what a query by an
+   * indexed slide needs before it searches, so a router asks its node once, not twice. undefined
+   * when the slide is absent or out of scope; `vectors` null when the selection has none.
+   */
+  slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined>;
   /** The slide's record without its path; undefined when absent or out of scope. */
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
   /** A page of the group's slides in id order after `query.after`, with counts and facets; answered by each shard from its own listing. */

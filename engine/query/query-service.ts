@@ -97,9 +97,10 @@ export class QueryService {
       throw new TesseraError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${ref.width}×${ref.height}; use slide search for whole slides`);
     }
     const rect = { x: ref.x, y: ref.y, width: ref.width, height: ref.height };
-    // Both asked at once: on a router each is a call to the node holding the slide.
-    const [slide, stored] = await Promise.all([this.cluster.slide(ref.slideId, datasets), this.cluster.storedVectors(ref.slideId, { rect }, datasets)]);
-    if (!slide) throw slideNotFound(ref.slideId);
+    // One call: on a router, to the node holding the slide.
+    const found = await this.cluster.slideVectors(ref.slideId, { rect }, datasets);
+    if (!found) throw slideNotFound(ref.slideId);
+    const { slide, vectors: stored } = found;
     if (stored?.[0]) return { vector: stored[0], embedded: false, slide };
     if (ref.x < 0 || ref.y < 0 || ref.x + ref.width > slide.width || ref.y + ref.height > slide.height) {
       throw new TesseraError('REGION_OUT_OF_BOUNDS', `region ${ref.x},${ref.y} ${ref.width}×${ref.height} lies outside slide "${ref.slideId}" (${slide.width}×${slide.height})`);
@@ -226,9 +227,9 @@ export class QueryService {
   /** The query vectors of a slide search or cohort. */
   private async slideQueryVectors(query: SlideQuery, datasets: string[] | null): Promise<{ vectors: Float32Array[]; info: SlideQueryInfo; querySlide?: SlideSummary }> {
     if ('slideId' in query) {
-      const [querySlide, vectors] = await Promise.all([this.cluster.slide(query.slideId, datasets), this.cluster.storedVectors(query.slideId, { mosaic: true }, datasets)]);
-      if (!querySlide || !vectors) throw slideNotFound(query.slideId);
-      return { vectors, info: { slideId: query.slideId, mosaicTiles: vectors.length }, querySlide };
+      const found = await this.cluster.slideVectors(query.slideId, { mosaic: true }, datasets);
+      if (!found?.vectors) throw slideNotFound(query.slideId);
+      return { vectors: found.vectors, info: { slideId: query.slideId, mosaicTiles: found.vectors.length }, querySlide: found.slide };
     }
     if ('images' in query) return { vectors: await this.embed(query.images), info: { images: query.images.length } };
     const { vectors, ...newCase } = await this.newCaseMosaic(query.newCase);

@@ -110,6 +110,18 @@ for (const implementation of implementations) {
       expect((await group.storedVectors('slide-3', { mosaic: true }, null))!.length).toBeGreaterThan(0);
     });
 
+    it("returns a slide's record with the stored vectors of a tile reference or its mosaic in one call", async () => {
+      const found = (await group.slideVectors('slide-3', { rect: rect(4) }, null))!;
+      expect(found.slide).toEqual(await group.slide('slide-3', null));
+      expect(found.vectors!.map((vector) => Array.from(vector))).toEqual((await group.storedVectors('slide-3', { rect: rect(4) }, null))!.map((vector) => Array.from(vector)));
+      const mosaic = (await group.slideVectors('slide-3', { mosaic: true }, null))!;
+      expect(mosaic.vectors!.length).toBe((await group.storedVectors('slide-3', { mosaic: true }, null))!.length);
+      // Not a tile's rectangle: the record still comes, without vectors (the caller embeds the region).
+      expect(await group.slideVectors('slide-3', { rect: { ...rect(4), x: 1 } }, null)).toEqual({ slide: found.slide, vectors: null });
+      expect(await group.slideVectors('slide-3', { rect: rect(4) }, ['even'])).toBeUndefined();
+      expect(await group.slideVectors('no-such-slide', { mosaic: true }, null)).toBeUndefined();
+    });
+
     it('pages slides in id order across shards, with counts and facets, without paths, in scope only', async () => {
       const seen: string[] = [];
       let after: string | undefined;
