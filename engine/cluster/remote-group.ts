@@ -135,10 +135,13 @@ const parseJson = <T>(answer: Answer): T => JSON.parse(answer.bytes.toString('ut
  * Calls each URL in turn until one answers 2xx before the deadline, and reads the answer with
  * `read`. A 4xx from a node is the caller's fault and is passed on as is (as a TesseraError with
  * the node's code); network errors, timeouts, 5xx and answers `read` cannot read move on to the
- * next replica.
+ * next replica. A 401 is this router's fault (its cluster token is not the node's): the next
+ * replica is tried, and when none answers the error says so rather than "unavailable".
+ * @throws TesseraError SHARD_UNAVAILABLE (transient), CLUSTER_TOKEN_REJECTED, or the node's own code
  */
 async function call<T>(urls: string[], path: string, body: Outgoing, deadline: number, token: string | undefined, read: (answer: Answer) => T = parseJson): Promise<T> {
   const failures: string[] = [];
+  const tokenRefusedBy: string[] = [];
   for (const url of urls) {
     const remainingMs = deadline - Date.now();
     if (remainingMs <= 0) {
@@ -155,6 +158,11 @@ async function call<T>(urls: string[], path: string, body: Outgoing, deadline: n
           continue;
         }
       }
+      if (answer.status === 401) {
+        tokenRefusedBy.push(url);
+        failures.push(`${url}: HTTP 401`);
+        continue;
+      }
       const refusal = answer.status >= 400 && answer.status < 500 ? errorOf(answer) : null;
       if (refusal && isErrorCode(refusal.error)) throw new TesseraError(refusal.error, refusal.message ?? `${url} refused the request`);
       failures.push(`${url}: HTTP ${answer.status}`);
@@ -162,6 +170,10 @@ async function call<T>(urls: string[], path: string, body: Outgoing, deadline: n
       if (error instanceof TesseraError) throw error;
       failures.push(`${url}: ${(error as Error).message}`);
     }
+  }
+  if (tokenRefusedBy.length > 0) {
+    const how = token ? "refused this router's cluster token" : 'requires a cluster token and this router has none';
+    throw new TesseraError('CLUSTER_TOKEN_REJECTED', `shard node ${tokenRefusedBy.join(', ')} ${how}: give the router the nodes' TESSERA_CLUSTER_TOKEN (${failures.join('; ')})`);
   }
   throw new TesseraError('SHARD_UNAVAILABLE', `no node answered ${path}: ${failures.join('; ')}`, { transient: true });
 }
