@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, hitsToWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -22,14 +22,15 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
   // Binary bodies (engine/cluster/wire.ts): searches framed with their queries, read whole here.
   app.addContentTypeParser(SEARCH_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  app.post<{ Body: Buffer }>('/internal/v1/search', { schema: { ...hide } }, async (request) => {
+  app.post<{ Body: Buffer }>('/internal/v1/search', { schema: { ...hide } }, async (request, reply) => {
     if (!Buffer.isBuffer(request.body)) throw new ApiError('BAD_REQUEST', `a search body is ${SEARCH_CONTENT_TYPE}`);
     const search = decodeSearch(request.body, dimension);
     if ('problem' in search) throw new ApiError('BAD_REQUEST', search.problem);
     if (search.queries.length > MAX_QUERIES) throw new ApiError('BAD_REQUEST', `at most ${MAX_QUERIES} queries a search, got ${search.queries.length}`);
     const result = await local.search(search.queries, search.request);
     services.metrics.observeShards(result.shardMs);
-    return result;
+    // Rows of numbers, each slide once (wire.ts): a slide search's hits as objects were most of what crossed.
+    return reply.type('application/json').send(JSON.stringify(hitsToWire(result)));
   });
 
   app.post<{ Body: { slideId: string; selection: { rect: { x: number; y: number; width: number; height: number } } | { mosaic: true }; datasets: string[] | null } }>(

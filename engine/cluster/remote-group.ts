@@ -8,7 +8,7 @@ import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { SlidePageQuery } from '../index/index.js';
 import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary, SlideVectors } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
+import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, hitsFromWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -52,7 +52,7 @@ export class RemoteShardGroup implements ShardGroup {
   }
 
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
-    return this.send<GroupSearchResult>('/internal/v1/search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, request) }, deadline);
+    return this.send('/internal/v1/search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, request) }, deadline, (answer) => hitsFromWire(parseJson(answer)));
   }
 
   /** Vectors come back as float32 bytes; 204 when there are none (null). */

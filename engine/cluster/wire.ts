@@ -3,9 +3,11 @@
  * binary, not JSON. Vectors are float32 little-endian one after another (what both ends hold in
  * memory: no base64, no parse); a search body is its JSON request framed before its queries (a
  * slide's record comes back framed before its stored vectors the same way); a
- * region is raw RGB with its size in headers.
+ * region is raw RGB with its size in headers; search hits come back as rows of numbers with each
+ * slide's id and metadata once.
  */
 import { endianness } from 'node:os';
+import { asSlideId, type TileHit } from '../index/index.js';
 import type { GroupSearchResult, ScopedSearch } from './shard-group.js';
 
 /** Header carrying the cluster token on router → shard node calls. */
@@ -99,4 +101,58 @@ function readFloats(bytes: Uint8Array, dimension: number): Float32Array {
   return vector;
 }
 
-export type WireSearchResponse = GroupSearchResult;
+
+/**
+ * Search hits as a node sends them to a router: each slide's id and metadata once, each hit a row
+ * of numbers. A slide search brings 50 hits for each of its 16 or more query tiles; as objects,
+ * every hit repeated its slide's id, its metadata and every field name (about 225 bytes a hit on
+ * the bundled samples against about 60, more with real metadata), and the router parsed it all.
+ */
+export interface WireHits {
+  slides: string[];
+  /** Slide metadata, in the order of `slides`. */
+  metadata: Array<Record<string, string>>;
+  /** Per query, best first: one row per hit (see WireHit). */
+  hits: WireHit[][];
+  shardMs: Record<number, number>;
+}
+
+/** label, shard, score, slide (index into `slides`), x, y, width, height, mpp, tissue, level, and the tile's own metadata when it has some. */
+type WireHit = [number, number, number, number, number, number, number, number, number, number, number, Record<string, string>?];
+
+export function hitsToWire(result: GroupSearchResult): WireHits {
+  const slideIndex = new Map<string, number>();
+  const wire: WireHits = { slides: [], metadata: [], hits: [], shardMs: result.shardMs };
+  for (const queryHits of result.hits) {
+    wire.hits.push(
+      queryHits.map(({ label, shard, score, tile, slideMetadata }) => {
+        let slide = slideIndex.get(tile.slideId);
+        if (slide === undefined) {
+          slide = wire.slides.push(tile.slideId) - 1;
+          wire.metadata.push(slideMetadata);
+          slideIndex.set(tile.slideId, slide);
+        }
+        const row: WireHit = [label, shard, score, slide, tile.x, tile.y, tile.width, tile.height, tile.mpp, tile.tissue, tile.level];
+        if (tile.metadata) row.push(tile.metadata);
+        return row;
+      }),
+    );
+  }
+  return wire;
+}
+
+/** The hits a node sent. @throws Error when the answer is not WireHits (the caller tries a replica) */
+export function hitsFromWire(wire: WireHits): GroupSearchResult {
+  if (!Array.isArray(wire?.hits) || !Array.isArray(wire.slides) || !Array.isArray(wire.metadata)) throw new Error('the search answer is not rows of hits');
+  const hits = wire.hits.map((rows) =>
+    rows.map((row): TileHit => {
+      const [label, shard, score, slide, x, y, width, height, mpp, tissue, level, metadata] = row;
+      const slideId = wire.slides[slide];
+      const slideMetadata = wire.metadata[slide];
+      if (slideId === undefined || slideMetadata === undefined) throw new Error(`a hit names slide ${slide} of ${wire.slides.length}`);
+      const tile: TileHit['tile'] = { slideId: asSlideId(slideId), x, y, width, height, mpp, tissue, level, ...(metadata ? { metadata } : {}) };
+      return { label, shard, score, tile, slideMetadata };
+    }),
+  );
+  return { hits, shardMs: wire.shardMs ?? {} };
+}

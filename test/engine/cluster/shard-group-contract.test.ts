@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig, startServer, type RunningServer } from '../../../api/index.js';
-import { LocalShardGroup, RemoteShardGroup, type ShardGroup } from '../../../engine/cluster/index.js';
+import { hitsFromWire, hitsToWire, LocalShardGroup, RemoteShardGroup, type ShardGroup } from '../../../engine/cluster/index.js';
 import { IndexStore } from '../../../engine/index.js';
 import { clustered, newIndex, putSlide, seeded } from '../index/synthetic-shards.js';
 
@@ -151,3 +151,24 @@ for (const implementation of implementations) {
     });
   });
 }
+
+describe('ShardGroup contract: remote hits are the local hits', () => {
+  it('answers a multi-query search over HTTP (hits as rows, each slide once) exactly as the local group does', async () => {
+    const fixture = await buildIndex();
+    const [local, remote] = await Promise.all([implementations[0]!.open(fixture.dir), implementations[2]!.open(fixture.dir)]);
+    try {
+      const queries = ['slide-1', 'slide-4', 'slide-6'].map((slideId) => fixture.vectors.get(slideId)![7]!);
+      for (const request of [{ k: 25 }, { k: 10, datasets: ['odd'], excludePatients: ['P1'] }]) {
+        const [near, far] = await Promise.all([local.group.search(queries, request), remote.group.search(queries, request)]);
+        expect(far.hits).toEqual(near.hits);
+        expect(far.hits.flat().length).toBeGreaterThan(queries.length);
+      }
+      // Tile-level metadata (tile datasets' labels) travels with its row.
+      const [hit] = (await local.group.search(queries.slice(0, 1), { k: 1 })).hits[0]!;
+      const labelled = { hits: [[{ ...hit!, tile: { ...hit!.tile, metadata: { label: 'tumour' } } }]], shardMs: {} };
+      expect(hitsFromWire(JSON.parse(JSON.stringify(hitsToWire(labelled))))).toEqual(labelled);
+    } finally {
+      await Promise.all([local.close(), remote.close()]);
+    }
+  }, 60_000);
+});
