@@ -1,10 +1,10 @@
 /**
  * How vectors, search requests and region pixels cross HTTP between a router and shard nodes:
  * binary, not JSON. Vectors are float32 little-endian one after another (what both ends hold in
- * memory: no base64, no parse); a search body is its JSON request framed before its queries (a
- * slide's record comes back framed before its stored vectors the same way); a
- * region is raw RGB with its size in headers; search hits come back as rows of numbers with each
- * slide's id and metadata once.
+ * memory: no base64, no parse); a search body is its JSON request framed before its queries, and a
+ * slide's record comes back framed before its stored vectors the same way; a region is raw RGB
+ * with its size in headers; search hits come back as rows of numbers with each slide's id and
+ * metadata once.
  */
 import { endianness } from 'node:os';
 import { asSlideId, type TileHit } from '../index/index.js';
@@ -100,7 +100,6 @@ function readFloats(bytes: Uint8Array, dimension: number): Float32Array {
   }
   return vector;
 }
-
 
 /**
  * Search hits as a node sends them to a router: each slide's id and metadata once, each hit a row
