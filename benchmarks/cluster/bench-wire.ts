@@ -3,8 +3,10 @@
  * request, and the router's p50 over a single node's, for region search by tile reference
  * (stored vector + search), by a region's pixels (read and reduced on the node, embedded on the
  * router) and slide search (mosaic vectors + a multi-query search). Real `tessera serve`
- * processes over the bundled samples (2 shards, the bundled model); the router reaches its
- * nodes through counting TCP proxies, so the bytes are what crossed the sockets, headers included.
+ * processes over the bundled samples (2 shards, the bundled model). The bytes are counted by a
+ * second router that reaches the nodes through counting TCP proxies (what crossed the sockets,
+ * headers included); the latencies come from a router connected to the nodes directly, since the
+ * proxies run in this process and would add two hops to every router → node call.
  *
  * BENCH_COMPARE_REF=<git commit>: the same with that commit's code (its tree exported under
  * .cache/bench, as bench:catalogue does), for before/after figures in one run.
@@ -19,6 +21,8 @@ import { PROJECT_ROOT } from '../../test/shared-data.js';
 import { tesseraAtCommit } from '../commit-tree.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 60);
+/** Requests through the counting router per scenario (the bytes do not vary between requests). */
+const BYTE_REQUESTS = 10;
 const CACHE = join(PROJECT_ROOT, '.cache', 'bench');
 const SAMPLES = join(PROJECT_ROOT, 'indexer', 'samples');
 const SLIDE = 'CMU-1-Small-Region.svs';
@@ -122,7 +126,10 @@ async function measureTree(label: string, bin: string, dir: string, portBase: nu
   const single = await startNode(bin, ['--index', dir], portBase);
   const nodes = await Promise.all([0, 1].map((shard) => startNode(bin, ['--role', 'shard', '--index', dir, '--shards', String(shard)], portBase + 1 + shard)));
   const proxies = await Promise.all(nodes.map((node, i) => countingProxy(node.url, portBase + 3 + i)));
-  const router = await startNode(bin, ['--role', 'router', '--nodes', proxies.map((proxy) => proxy.url).join(',')], portBase + 5);
+  const [router, counted] = await Promise.all([
+    startNode(bin, ['--role', 'router', '--nodes', nodes.map((node) => node.url).join(',')], portBase + 5),
+    startNode(bin, ['--role', 'router', '--nodes', proxies.map((proxy) => proxy.url).join(',')], portBase + 6),
+  ]);
   try {
     // An indexed tile: the best hit of a region search is one (on whichever slide it lies).
     const found = JSON.parse((await post(`${single.url}/v1/search/region`, { slideId: SLIDE, x: 1000, y: 1000, width: 224, height: 224, k: 1, exclude: { ownSlide: false } })).body) as { results: Array<{ slideId: string; x: number; y: number; width: number; height: number }> };
@@ -135,9 +142,11 @@ async function measureTree(label: string, bin: string, dir: string, portBase: nu
     const figures: Record<string, unknown> = {};
     console.log(`\n${label}: p50 over ${REQUESTS} requests, one at a time, alternating single node and router`);
     for (const scenario of scenarios) {
-      proxies.forEach((proxy) => proxy.reset());
       const paired = await pairedP50(single.url, router.url, scenario.path, scenario.body);
-      const bytes = proxies.reduce((sum, proxy) => sum + proxy.bytes(), 0) / (REQUESTS + 3);
+      await post(`${counted.url}${scenario.path}`, scenario.body);
+      proxies.forEach((proxy) => proxy.reset());
+      for (let i = 0; i < BYTE_REQUESTS; i++) await post(`${counted.url}${scenario.path}`, scenario.body);
+      const bytes = proxies.reduce((sum, proxy) => sum + proxy.bytes(), 0) / BYTE_REQUESTS;
       const same = ranking(paired.singleAnswer) === ranking(paired.routerAnswer);
       const embedded = (JSON.parse(paired.routerAnswer) as { query: { embedded?: boolean } }).query.embedded;
       if (scenario.name.includes('reference') && embedded !== false) throw new Error(`the tile reference ${JSON.stringify(scenario.body)} was embedded: not an indexed tile`);
@@ -147,7 +156,7 @@ async function measureTree(label: string, bin: string, dir: string, portBase: nu
     return figures;
   } finally {
     proxies.forEach((proxy) => proxy.close());
-    await Promise.all([router, single, ...nodes].map((node) => node.stop()));
+    await Promise.all([router, counted, single, ...nodes].map((node) => node.stop()));
   }
 }
 
