@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, hitsToWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type SlidePageQuery } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, hitsToWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type ScopedSearch, type SlidePageQuery } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -50,6 +50,18 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
     async (request, reply) => {
       const found = await local.slideVectors(request.body.slideId, request.body.selection, request.body.datasets);
       return reply.type(BINARY_CONTENT_TYPE).send(encodeFramed({ slide: found?.slide ?? null, vectors: Boolean(found?.vectors) }, found?.vectors ?? []));
+    },
+  );
+
+  // A tile reference resolved and searched here in one call (Cluster.searchFromStoredTile): record and hits in the head, the vector after.
+  app.post<{ Body: { slideId: string; rect: { x: number; y: number; width: number; height: number }; request: ScopedSearch } }>(
+    '/internal/v1/stored-tile-search',
+    { schema: { ...hide, body: Type.Object({ slideId: Type.String(), rect: Rect, request: Type.Object({ k: Type.Integer({ minimum: 1, maximum: 1000 }), datasets: Type.Optional(Datasets) }) }) } },
+    async (request, reply) => {
+      const found = await local.searchFromStoredTile(request.body.slideId, request.body.rect, request.body.request);
+      services.metrics.observeShards(found?.result?.shardMs ?? {});
+      const head = { slide: found?.slide ?? null, hits: found?.result ? hitsToWire(found.result) : null };
+      return reply.type(BINARY_CONTENT_TYPE).send(encodeFramed(head, found?.result ? (found.vectors ?? []) : []));
     },
   );
 

@@ -7,7 +7,7 @@
 import { TesseraError } from '../errors.js';
 import { mergeHits, shardOf, type IndexInfo, type SlidePageQuery, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
-import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
+import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSearchResult, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
 
 export interface Coverage {
   /** Shards that answered. */
@@ -39,8 +39,29 @@ export class Cluster {
 
   /** Each query's k best tiles across every shard that answered in time. */
   async search(queries: Float32Array[], request: ScopedSearch): Promise<ClusterSearchResult> {
+    return this.fanOut(queries, request, Date.now() + (this.options.deadlineMs ?? 2000), new Map());
+  }
+
+  /**
+   * A tile reference searched across the cluster in two steps: resolved and searched on the group
+   * holding its slide (one round trip), then its vector searched on every other group; merged as
+   * `search` merges. undefined when the slide is absent or out of scope; `result` null when no
+   * indexed tile has exactly `rect` (the caller embeds the region, with the record it got).
+   * @throws TesseraError SHARD_UNAVAILABLE naming the slide's shard
+   */
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<{ slide: SlideSummary; vector: Float32Array | null; result: ClusterSearchResult | null } | undefined> {
     const deadline = Date.now() + (this.options.deadlineMs ?? 2000);
-    const answers = await Promise.allSettled(this.groups.map((group) => group.search(queries, request, deadline)));
+    const owner = this.groupFor(slideId);
+    const found = await this.onSlideShard(slideId, (group) => group.searchFromStoredTile(slideId, rect, request));
+    if (!found) return undefined;
+    const vector = found.vectors?.[0];
+    if (!vector || !found.result) return { slide: found.slide, vector: null, result: null };
+    return { slide: found.slide, vector, result: await this.fanOut([vector], request, deadline, new Map([[owner, found.result]])) };
+  }
+
+  /** Searches every group not in `answered`, and merges all answers in group order (ties keep that order). */
+  private async fanOut(queries: Float32Array[], request: ScopedSearch, deadline: number, answered: Map<ShardGroup, GroupSearchResult>): Promise<ClusterSearchResult> {
+    const answers = await Promise.allSettled(this.groups.map((group) => answered.get(group) ?? group.search(queries, request, deadline)));
     const missing: number[] = [];
     const shardMs: Record<number, number> = {};
     const perGroup: TileHit[][][] = [];

@@ -16,7 +16,7 @@ import { readGridTile } from '../tiling/index.js';
 import { shardRecall } from './recall.js';
 import { SearchQueue, type SearchRunner } from './search-queue.js';
 import { openSearchTasks, type SearchTask, type SearchTasks } from './search-tasks.js';
-import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
+import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors, type StoredTileSearch } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
@@ -134,6 +134,11 @@ export class LocalShardGroup implements ShardGroup {
   async slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
     const found = recordIn(this.current.store, slideId, datasets);
     return found && { slide: summaryOf(found.record, found.shard.index), vectors: vectorsOf(found, selection) };
+  }
+
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined> {
+    const found = await this.slideVectors(slideId, { rect }, request.datasets ?? null);
+    return found && { ...found, result: found.vectors ? await this.search(found.vectors, request) : null };
   }
 
   async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {

@@ -7,8 +7,8 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { SlidePageQuery } from '../index/index.js';
-import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary, SlideVectors } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, hitsFromWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
+import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary, SlideVectors, StoredTileSearch } from './shard-group.js';
+import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, hitsFromWire, type WireHits, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -72,6 +72,17 @@ export class RemoteShardGroup implements ShardGroup {
       if ('problem' in framed) throw new Error(`the slide's vectors: ${framed.problem}`);
       const head = framed.head as { slide: SlideSummary | null; vectors: boolean };
       return head.slide ? { slide: head.slide, vectors: head.vectors ? framed.vectors : null } : undefined;
+    });
+  }
+
+  /** Framed as slideVectors' answer, with the group's hits (as rows) in the head. */
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined> {
+    return this.send('/internal/v1/stored-tile-search', json({ slideId, rect, request }), undefined, (answer) => {
+      const framed = decodeFramed(answer.bytes, this.dimension);
+      if ('problem' in framed) throw new Error(`the tile's search: ${framed.problem}`);
+      const head = framed.head as { slide: SlideSummary | null; hits: WireHits | null };
+      if (!head.slide) return undefined;
+      return head.hits ? { slide: head.slide, vectors: framed.vectors, result: hitsFromWire(head.hits) } : { slide: head.slide, vectors: null, result: null };
     });
   }
 

@@ -45,6 +45,12 @@ export interface SlideVectors {
   vectors: Float32Array[] | null;
 }
 
+/** A tile reference searched on the group holding its slide (see ShardGroup.searchFromStoredTile). */
+export interface StoredTileSearch extends SlideVectors {
+  /** The group's own hits for the tile's vector; null when `vectors` is (no indexed tile there). */
+  result: GroupSearchResult | null;
+}
+
 /** A page of a group's slides (see SlideListing.page), merged over its shards. */
 export interface GroupSlidePage {
   /** In slide-id order. */
@@ -91,6 +97,13 @@ export interface ShardGroup {
    * when the slide is absent or out of scope; `vectors` null when the selection has none.
    */
   slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined>;
+  /**
+   * A tile reference resolved and searched where its slide lives, in one call: the record, the
+   * tile's stored vector and this group's hits for it, so that a router needs one round trip to
+   * that node and then one to the others (not one for the vector, then one to every node).
+   * undefined when the slide is absent or out of scope.
+   */
+  searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined>;
   /** The slide's record without its path; undefined when absent or out of scope. */
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
   /** A page of the group's slides in id order after `query.after`, with counts and facets; answered by each shard from its own listing. */

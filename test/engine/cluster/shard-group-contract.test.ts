@@ -122,6 +122,18 @@ for (const implementation of implementations) {
       expect(await group.slideVectors('no-such-slide', { mosaic: true }, null)).toBeUndefined();
     });
 
+    it('resolves and searches a tile reference in one call, as its stored vector searched', async () => {
+      const request = { k: 15, excludeSlides: ['slide-3'], datasets: null };
+      const found = (await group.searchFromStoredTile('slide-3', rect(4), request))!;
+      expect(found.slide).toEqual(await group.slide('slide-3', null));
+      const stored = (await group.storedVectors('slide-3', { rect: rect(4) }, null))!;
+      expect(found.vectors!.map((vector) => Array.from(vector))).toEqual(stored.map((vector) => Array.from(vector)));
+      expect(found.result!.hits).toEqual((await group.search(stored, request)).hits);
+      expect(found.result!.hits[0]!.some((hit) => hit.tile.slideId === 'slide-3')).toBe(false);
+      expect(await group.searchFromStoredTile('slide-3', { ...rect(4), x: 1 }, request)).toEqual({ slide: found.slide, vectors: null, result: null });
+      expect(await group.searchFromStoredTile('slide-3', rect(4), { ...request, datasets: ['even'] })).toBeUndefined();
+    });
+
     it('pages slides in id order across shards, with counts and facets, without paths, in scope only', async () => {
       const seen: string[] = [];
       let after: string | undefined;
