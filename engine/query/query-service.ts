@@ -133,7 +133,8 @@ export class QueryService {
 
   /**
    * Similar regions to one query tile. On a single node a tile reference is resolved and searched
-   * in one hand-off to a search thread.
+   * in one hand-off to a search thread; on a router, in one call to its slide's node and one to
+   * each other node (Cluster.searchFromStoredTile).
    * @throws TesseraError SLIDE_NOT_FOUND, REGION_*, INVALID_ARGUMENT (a bad filter)
    */
   async searchRegion(query: TileQuery, settings: QuerySettings, datasets: string[] | null, feedback?: Feedback): Promise<RegionAnswer> {
