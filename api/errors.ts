@@ -47,6 +47,8 @@ export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
   INDEX_WRITE_FAILED: 503,
   INVALID_ARGUMENT: 400,
   SHARD_UNAVAILABLE: 503,
+  // The router's configuration, not the caller's request: a server-side failure, and not one a retry fixes.
+  CLUSTER_TOKEN_REJECTED: 503,
   SLIDE_SOURCE_UNAVAILABLE: 502,
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { BINARY_CONTENT_TYPE, decodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type QueryExclusions, type SlidePageQuery, type WireExactRequest } from '../../engine/index.js';
+import { BINARY_CONTENT_TYPE, decodeSearch, encodeFramed, hitsToWire, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsToBytes, type LocalShardGroup, type QueryExclusions, type ScopedSearch, type SlidePageQuery, type WireExactRequest } from '../../engine/index.js';
 import { ApiError } from '../errors.js';
 import type { ReloadGate } from '../reload-gate.js';
 import type { Services } from '../services.js';
@@ -23,14 +23,15 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
   // Binary bodies (engine/cluster/wire.ts): searches framed with their queries, read whole here.
   app.addContentTypeParser(SEARCH_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  app.post<{ Body: Buffer }>('/internal/v1/search', { schema: { ...hide } }, async (request) => {
+  app.post<{ Body: Buffer }>('/internal/v1/search', { schema: { ...hide } }, async (request, reply) => {
     if (!Buffer.isBuffer(request.body)) throw new ApiError('BAD_REQUEST', `a search body is ${SEARCH_CONTENT_TYPE}`);
     const search = decodeSearch(request.body, dimension);
     if ('problem' in search) throw new ApiError('BAD_REQUEST', search.problem);
     if (search.queries.length > MAX_QUERIES) throw new ApiError('BAD_REQUEST', `at most ${MAX_QUERIES} queries a search, got ${search.queries.length}`);
     const result = await local.search(search.queries, search.request);
     services.metrics.observeShards(result.shardMs);
-    return result;
+    // Rows of numbers, each slide once (wire.ts): a slide search's hits as objects were most of what crossed.
+    return reply.type('application/json').send(JSON.stringify(hitsToWire(result)));
   });
 
   // Ground truth for the admin exact-search route (the router has checked the caller is an admin):
@@ -50,6 +51,28 @@ export async function internalRoutes(app: FastifyInstance, services: Services, l
       const vectors = await local.storedVectors(request.body.slideId, request.body.selection, request.body.datasets);
       if (!vectors) return reply.status(204).send();
       return reply.type(BINARY_CONTENT_TYPE).send(vectorsToBytes(vectors));
+    },
+  );
+
+  // A query by an indexed slide: its record and stored vectors in one answer (RemoteShardGroup.slideVectors).
+  app.post<{ Body: { slideId: string; selection: { rect: { x: number; y: number; width: number; height: number } } | { mosaic: true }; datasets: string[] | null } }>(
+    '/internal/v1/slide-vectors',
+    { schema: { ...hide, body: Type.Object({ slideId: Type.String(), selection: Type.Union([Type.Object({ rect: Rect }), Type.Object({ mosaic: Type.Literal(true) })]), datasets: Datasets }) } },
+    async (request, reply) => {
+      const found = await local.slideVectors(request.body.slideId, request.body.selection, request.body.datasets);
+      return reply.type(BINARY_CONTENT_TYPE).send(encodeFramed({ slide: found?.slide ?? null, vectors: Boolean(found?.vectors) }, found?.vectors ?? []));
+    },
+  );
+
+  // A tile reference resolved and searched here in one call (Cluster.searchFromStoredTile): record and hits in the head, the vector after.
+  app.post<{ Body: { slideId: string; rect: { x: number; y: number; width: number; height: number }; request: ScopedSearch } }>(
+    '/internal/v1/stored-tile-search',
+    { schema: { ...hide, body: Type.Object({ slideId: Type.String(), rect: Rect, request: Type.Object({ k: Type.Integer({ minimum: 1, maximum: 1000 }), datasets: Type.Optional(Datasets) }) }) } },
+    async (request, reply) => {
+      const found = await local.searchFromStoredTile(request.body.slideId, request.body.rect, request.body.request);
+      services.metrics.observeShards(found?.result?.shardMs ?? {});
+      const head = { slide: found?.slide ?? null, hits: found?.result ? hitsToWire(found.result) : null };
+      return reply.type(BINARY_CONTENT_TYPE).send(encodeFramed(head, found?.result ? (found.vectors ?? []) : []));
     },
   );
 

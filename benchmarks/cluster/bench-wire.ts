@@ -3,8 +3,10 @@
  * request, and the router's p50 over a single node's, for region search by tile reference
  * (stored vector + search), by a region's pixels (read and reduced on the node, embedded on the
  * router) and slide search (mosaic vectors + a multi-query search). Real `tessera serve`
- * processes over the bundled samples (2 shards, the bundled model); the router reaches its
- * nodes through counting TCP proxies, so the bytes are what crossed the sockets, headers included.
+ * processes over the bundled samples (2 shards, the bundled model). The bytes are counted by a
+ * second router that reaches the nodes through counting TCP proxies (what crossed the sockets,
+ * headers included); the latencies come from a router connected to the nodes directly, since the
+ * proxies run in this process and would add two hops to every router → node call.
  *
  * BENCH_COMPARE_REF=<git commit>: the same with that commit's code (its tree exported under
  * .cache/bench, as bench:catalogue does), for before/after figures in one run.
@@ -19,6 +21,8 @@ import { PROJECT_ROOT } from '../../test/shared-data.js';
 import { tesseraAtCommit } from '../commit-tree.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 60);
+/** Requests through the counting router per scenario (the bytes do not vary between requests). */
+const BYTE_REQUESTS = 10;
 const CACHE = join(PROJECT_ROOT, '.cache', 'bench');
 const SAMPLES = join(PROJECT_ROOT, 'indexer', 'samples');
 const SLIDE = 'CMU-1-Small-Region.svs';
@@ -77,18 +81,34 @@ function post(url: string, body: unknown): Promise<{ status: number; body: strin
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
-async function p50(url: string, path: string, body: unknown): Promise<{ p50: number; answer: string }> {
-  const ms: number[] = [];
-  let answer = '';
-  for (let i = 0; i < REQUESTS + 3; i++) {
+/**
+ * The same request to the single node and to the router in turn, so that both p50s come from the
+ * same minutes of a machine whose load from other jobs drifts; `addedP50` is the median of the
+ * per-pair differences.
+ */
+async function pairedP50(singleUrl: string, routerUrl: string, path: string, body: unknown): Promise<{ single: number; router: number; added: number; singleAnswer: string; routerAnswer: string }> {
+  const single: number[] = [];
+  const router: number[] = [];
+  const added: number[] = [];
+  const answers = { single: '', router: '' };
+  const timed = async (url: string): Promise<{ ms: number; body: string }> => {
     const started = performance.now();
     const reply = await post(`${url}${path}`, body);
-    if (reply.status !== 200) throw new Error(`${path} answered ${reply.status}: ${reply.body.slice(0, 300)}`);
-    if (i >= 3) ms.push(performance.now() - started);
-    answer = reply.body;
+    if (reply.status !== 200) throw new Error(`${url}${path} answered ${reply.status}: ${reply.body.slice(0, 300)}`);
+    return { ms: performance.now() - started, body: reply.body };
+  };
+  for (let i = 0; i < REQUESTS + 3; i++) {
+    const alone = await timed(singleUrl);
+    const routed = await timed(routerUrl);
+    answers.single = alone.body;
+    answers.router = routed.body;
+    if (i < 3) continue;
+    single.push(alone.ms);
+    router.push(routed.ms);
+    added.push(routed.ms - alone.ms);
   }
-  ms.sort((a, b) => a - b);
-  return { p50: percentile(ms, 0.5), answer };
+  const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 0.5);
+  return { single: median(single), router: median(router), added: median(added), singleAnswer: answers.single, routerAnswer: answers.router };
 }
 
 /** The ranked hits of an answer, to check that the router answers as the single node does. */
@@ -106,7 +126,10 @@ async function measureTree(label: string, bin: string, dir: string, portBase: nu
   const single = await startNode(bin, ['--index', dir], portBase);
   const nodes = await Promise.all([0, 1].map((shard) => startNode(bin, ['--role', 'shard', '--index', dir, '--shards', String(shard)], portBase + 1 + shard)));
   const proxies = await Promise.all(nodes.map((node, i) => countingProxy(node.url, portBase + 3 + i)));
-  const router = await startNode(bin, ['--role', 'router', '--nodes', proxies.map((proxy) => proxy.url).join(',')], portBase + 5);
+  const [router, counted] = await Promise.all([
+    startNode(bin, ['--role', 'router', '--nodes', nodes.map((node) => node.url).join(',')], portBase + 5),
+    startNode(bin, ['--role', 'router', '--nodes', proxies.map((proxy) => proxy.url).join(',')], portBase + 6),
+  ]);
   try {
     // An indexed tile: the best hit of a region search is one (on whichever slide it lies).
     const found = JSON.parse((await post(`${single.url}/v1/search/region`, { slideId: SLIDE, x: 1000, y: 1000, width: 224, height: 224, k: 1, exclude: { ownSlide: false } })).body) as { results: Array<{ slideId: string; x: number; y: number; width: number; height: number }> };
@@ -117,22 +140,23 @@ async function measureTree(label: string, bin: string, dir: string, portBase: nu
       { name: 'slide search (mosaic)', path: '/v1/search/slide', body: { slideId: SLIDE, k: 5 } },
     ];
     const figures: Record<string, unknown> = {};
-    console.log(`\n${label}: p50 over ${REQUESTS} requests, one at a time`);
+    console.log(`\n${label}: p50 over ${REQUESTS} requests, one at a time, alternating single node and router`);
     for (const scenario of scenarios) {
-      const alone = await p50(single.url, scenario.path, scenario.body);
+      const paired = await pairedP50(single.url, router.url, scenario.path, scenario.body);
+      await post(`${counted.url}${scenario.path}`, scenario.body);
       proxies.forEach((proxy) => proxy.reset());
-      const routed = await p50(router.url, scenario.path, scenario.body);
-      const bytes = proxies.reduce((sum, proxy) => sum + proxy.bytes(), 0) / (REQUESTS + 3);
-      const same = ranking(alone.answer) === ranking(routed.answer);
-      const embedded = (JSON.parse(routed.answer) as { query: { embedded?: boolean } }).query.embedded;
+      for (let i = 0; i < BYTE_REQUESTS; i++) await post(`${counted.url}${scenario.path}`, scenario.body);
+      const bytes = proxies.reduce((sum, proxy) => sum + proxy.bytes(), 0) / BYTE_REQUESTS;
+      const same = ranking(paired.singleAnswer) === ranking(paired.routerAnswer);
+      const embedded = (JSON.parse(paired.routerAnswer) as { query: { embedded?: boolean } }).query.embedded;
       if (scenario.name.includes('reference') && embedded !== false) throw new Error(`the tile reference ${JSON.stringify(scenario.body)} was embedded: not an indexed tile`);
-      figures[scenario.name] = { singleP50: alone.p50, routerP50: routed.p50, addedP50: routed.p50 - alone.p50, wireBytesPerRequest: bytes, sameResults: same };
-      console.log(`  ${scenario.name.padEnd(46)} single ${alone.p50.toFixed(2).padStart(7)} ms  router ${routed.p50.toFixed(2).padStart(7)} ms  (+${(routed.p50 - alone.p50).toFixed(2)} ms)  ${(bytes / 1024).toFixed(1).padStart(8)} KiB router↔nodes a request  ${same ? 'same results' : 'RESULTS DIFFER'}`);
+      figures[scenario.name] = { singleP50: paired.single, routerP50: paired.router, addedP50: paired.added, wireBytesPerRequest: bytes, sameResults: same };
+      console.log(`  ${scenario.name.padEnd(46)} single ${paired.single.toFixed(2).padStart(7)} ms  router ${paired.router.toFixed(2).padStart(7)} ms  (+${paired.added.toFixed(2)} ms a pair, ratio ${(paired.router / paired.single).toFixed(2)})  ${(bytes / 1024).toFixed(1).padStart(8)} KiB router↔nodes a request  ${same ? 'same results' : 'RESULTS DIFFER'}`);
     }
     return figures;
   } finally {
     proxies.forEach((proxy) => proxy.close());
-    await Promise.all([router, single, ...nodes].map((node) => node.stop()));
+    await Promise.all([router, counted, single, ...nodes].map((node) => node.stop()));
   }
 }
 
@@ -142,7 +166,7 @@ const results: Record<string, unknown> = { requests: REQUESTS, current: await me
 const compareRef = process.env.BENCH_COMPARE_REF;
 if (compareRef) {
   const oldBin = tesseraAtCommit(compareRef);
-  results.compare = { ref: compareRef, ...(await measureTree(`${compareRef.slice(0, 12)} (base64 JSON vectors, full-resolution region pixels)`, oldBin, dir, 18401)) };
+  results.compare = { ref: compareRef, ...(await measureTree(`${compareRef.slice(0, 12)} (before)`, oldBin, dir, 18401)) };
 }
 mkdirSync(join(PROJECT_ROOT, 'benchmarks', 'results'), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, 'benchmarks', 'results', 'wire.json'), `${JSON.stringify(results, null, 2)}\n`);

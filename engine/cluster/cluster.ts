@@ -7,7 +7,7 @@
 import { TesseraError } from '../errors.js';
 import { mergeHits, shardOf, type IndexInfo, type QueryExclusions, type SlidePageQuery, type TileHit } from '../index/index.js';
 import type { RgbImage } from '../slide/index.js';
-import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { mergeSlidePages, type BaseRect, type GroupHealth, type GroupSearchResult, type GroupSlidePage, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors } from './shard-group.js';
 
 export interface Coverage {
   /** Shards that answered. */
@@ -39,8 +39,29 @@ export class Cluster {
 
   /** Each query's k best tiles across every shard that answered in time. */
   async search(queries: Float32Array[], request: ScopedSearch): Promise<ClusterSearchResult> {
+    return this.fanOut(queries, request, Date.now() + (this.options.deadlineMs ?? 2000), new Map());
+  }
+
+  /**
+   * A tile reference searched across the cluster in two steps: resolved and searched on the group
+   * holding its slide (one round trip), then its vector searched on every other group; merged as
+   * `search` merges. undefined when the slide is absent or out of scope; `result` null when no
+   * indexed tile has exactly `rect` (the caller embeds the region, with the record it got).
+   * @throws TesseraError SHARD_UNAVAILABLE naming the slide's shard
+   */
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<{ slide: SlideSummary; vector: Float32Array | null; result: ClusterSearchResult | null } | undefined> {
     const deadline = Date.now() + (this.options.deadlineMs ?? 2000);
-    const answers = await Promise.allSettled(this.groups.map((group) => group.search(queries, request, deadline)));
+    const owner = this.groupFor(slideId);
+    const found = await this.onSlideShard(slideId, (group) => group.searchFromStoredTile(slideId, rect, request));
+    if (!found) return undefined;
+    const vector = found.vectors?.[0];
+    if (!vector || !found.result) return { slide: found.slide, vector: null, result: null };
+    return { slide: found.slide, vector, result: await this.fanOut([vector], request, deadline, new Map([[owner, found.result]])) };
+  }
+
+  /** Searches every group not in `answered`, and merges all answers in group order (ties keep that order). */
+  private async fanOut(queries: Float32Array[], request: ScopedSearch, deadline: number, answered: Map<ShardGroup, GroupSearchResult>): Promise<ClusterSearchResult> {
+    const answers = await Promise.allSettled(this.groups.map((group) => answered.get(group) ?? group.search(queries, request, deadline)));
     return this.merged(queries.length, request.k, answers);
   }
 
@@ -56,7 +77,7 @@ export class Cluster {
     return this.merged(queries.length, request.k, answers);
   }
 
-  /** Hits merged by score over the groups that answered; the others' shards listed as missing. */
+  /** Hits merged by score over the groups that answered, in group order (ties keep that order); the others' shards listed as missing. */
   private merged(queries: number, k: number, answers: Array<PromiseSettledResult<{ hits: TileHit[][]; shardMs: Record<number, number> }>>): ClusterSearchResult {
     const missing: number[] = [];
     const shardMs: Record<number, number> = {};
@@ -108,6 +129,10 @@ export class Cluster {
 
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
     return this.onSlideShard(slideId, (group) => group.storedVectors(slideId, selection, datasets));
+  }
+
+  slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    return this.onSlideShard(slideId, (group) => group.slideVectors(slideId, selection, datasets));
   }
 
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined> {

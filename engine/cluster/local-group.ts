@@ -16,7 +16,7 @@ import { readGridTile } from '../tiling/index.js';
 import { shardRecall } from './recall.js';
 import { SearchQueue, type SearchRunner } from './search-queue.js';
 import { openSearchTasks, type SearchTask, type SearchTasks } from './search-tasks.js';
-import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary } from './shard-group.js';
+import { mergeSlidePages, summaryOf, type BaseRect, type GroupHealth, type GroupSlidePage, type GroupSearchResult, type ScopedSearch, type ShardGroup, type SlideSummary, type SlideVectors, type StoredTileSearch } from './shard-group.js';
 import { SlideFiles } from './slide-files.js';
 
 const WORKER = fileURLToPath(new URL('./search-worker.mjs', import.meta.url));
@@ -148,17 +148,17 @@ export class LocalShardGroup implements ShardGroup {
 
   async storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null> {
     const found = recordIn(this.current.store, slideId, datasets);
-    if (!found) return null;
-    const { shard, record } = found;
-    let labels: Label[];
-    if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
-    else {
-      const label = shard.tileAt(slideId, selection.rect);
-      if (label === undefined) return null;
-      labels = [label];
-    }
-    // Stored vectors come from the commit point (LMDB): no search thread needed.
-    return labels.map((label) => shard.vector(label));
+    return found ? vectorsOf(found, selection) : null;
+  }
+
+  async slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    const found = recordIn(this.current.store, slideId, datasets);
+    return found && { slide: summaryOf(found.record, found.shard.index), vectors: vectorsOf(found, selection) };
+  }
+
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined> {
+    const found = await this.slideVectors(slideId, { rect }, request.datasets ?? null);
+    return found && { ...found, result: found.vectors ? await this.search(found.vectors, request) : null };
   }
 
   async searchStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<GroupSearchResult | null> {
@@ -248,6 +248,19 @@ function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
     timer = setTimeout(() => reject(new TesseraError('SHARD_UNAVAILABLE', 'local shards missed the deadline of an exact search', { transient: true })), Math.max(1, deadline - Date.now()));
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** The stored vectors of a selection of a slide's tiles: the tile at exactly a rect, or its mosaic; null when no tile has that rect. */
+function vectorsOf({ shard, record }: { shard: LocalShard; record: SlideRecord }, selection: { rect: BaseRect } | { mosaic: true }): Float32Array[] | null {
+  let labels: Label[];
+  if ('mosaic' in selection) labels = record.mosaic.length > 0 ? record.mosaic : record.labels.slice(0, 16);
+  else {
+    const label = shard.tileAt(record.slideId, selection.rect);
+    if (label === undefined) return null;
+    labels = [label];
+  }
+  // Stored vectors come from the commit point (LMDB): no search thread needed.
+  return labels.map((label) => shard.vector(label));
 }
 
 function recordIn(store: IndexStore, slideId: string, datasets: string[] | null): { shard: LocalShard; record: SlideRecord } | undefined {

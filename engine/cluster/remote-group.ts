@@ -7,8 +7,8 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import { ERROR_CODES, TesseraError, type ErrorCode } from '../errors.js';
 import type { RgbImage } from '../slide/index.js';
 import type { QueryExclusions, SlidePageQuery } from '../index/index.js';
-import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary } from './shard-group.js';
-import { CLUSTER_TOKEN_HEADER, encodeSearch, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes, type WireExactRequest } from './wire.js';
+import type { BaseRect, GroupHealth, GroupSearchResult, GroupSlidePage, ScopedSearch, ShardGroup, SlideSummary, SlideVectors, StoredTileSearch } from './shard-group.js';
+import { CLUSTER_TOKEN_HEADER, decodeFramed, encodeSearch, hitsFromWire, type WireExactRequest, type WireHits, REGION_HEIGHT_HEADER, REGION_WIDTH_HEADER, SEARCH_CONTENT_TYPE, vectorsFromBytes } from './wire.js';
 
 /** Connections to shard nodes stay open between calls. */
 const AGENT = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -52,7 +52,7 @@ export class RemoteShardGroup implements ShardGroup {
   }
 
   async search(queries: Float32Array[], request: ScopedSearch, deadline?: number): Promise<GroupSearchResult> {
-    return this.send<GroupSearchResult>('/internal/v1/search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, request) }, deadline);
+    return this.send('/internal/v1/search', { contentType: SEARCH_CONTENT_TYPE, data: encodeSearch(queries, request) }, deadline, (answer) => hitsFromWire(parseJson(answer)));
   }
 
   async exactSearch(queries: Float32Array[], request: ScopedSearch, perQuery: QueryExclusions[], deadline?: number): Promise<GroupSearchResult> {
@@ -67,6 +67,27 @@ export class RemoteShardGroup implements ShardGroup {
       const vectors = vectorsFromBytes(answer.bytes, this.dimension);
       if (!vectors) throw new Error(`vectors of ${answer.bytes.length} bytes are not ${this.dimension}-d float32`);
       return vectors;
+    });
+  }
+
+  /** The record comes back framed before the vectors (wire.ts): `{ slide, vectors: boolean }`, then the float32 bytes. */
+  async slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined> {
+    return this.send('/internal/v1/slide-vectors', json({ slideId, selection, datasets }), undefined, (answer) => {
+      const framed = decodeFramed(answer.bytes, this.dimension);
+      if ('problem' in framed) throw new Error(`the slide's vectors: ${framed.problem}`);
+      const head = framed.head as { slide: SlideSummary | null; vectors: boolean };
+      return head.slide ? { slide: head.slide, vectors: head.vectors ? framed.vectors : null } : undefined;
+    });
+  }
+
+  /** Framed as slideVectors' answer, with the group's hits (as rows) in the head. */
+  async searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined> {
+    return this.send('/internal/v1/stored-tile-search', json({ slideId, rect, request }), undefined, (answer) => {
+      const framed = decodeFramed(answer.bytes, this.dimension);
+      if ('problem' in framed) throw new Error(`the tile's search: ${framed.problem}`);
+      const head = framed.head as { slide: SlideSummary | null; hits: WireHits | null };
+      if (!head.slide) return undefined;
+      return head.hits ? { slide: head.slide, vectors: framed.vectors, result: hitsFromWire(head.hits) } : { slide: head.slide, vectors: null, result: null };
     });
   }
 
@@ -130,10 +151,13 @@ const parseJson = <T>(answer: Answer): T => JSON.parse(answer.bytes.toString('ut
  * Calls each URL in turn until one answers 2xx before the deadline, and reads the answer with
  * `read`. A 4xx from a node is the caller's fault and is passed on as is (as a TesseraError with
  * the node's code); network errors, timeouts, 5xx and answers `read` cannot read move on to the
- * next replica.
+ * next replica. A 401 is this router's fault (its cluster token is not the node's): the next
+ * replica is tried, and when none answers the error says so rather than "unavailable".
+ * @throws TesseraError SHARD_UNAVAILABLE (transient), CLUSTER_TOKEN_REJECTED, or the node's own code
  */
 async function call<T>(urls: string[], path: string, body: Outgoing, deadline: number, token: string | undefined, read: (answer: Answer) => T = parseJson): Promise<T> {
   const failures: string[] = [];
+  const tokenRefusedBy: string[] = [];
   for (const url of urls) {
     const remainingMs = deadline - Date.now();
     if (remainingMs <= 0) {
@@ -150,6 +174,11 @@ async function call<T>(urls: string[], path: string, body: Outgoing, deadline: n
           continue;
         }
       }
+      if (answer.status === 401) {
+        tokenRefusedBy.push(url);
+        failures.push(`${url}: HTTP 401`);
+        continue;
+      }
       const refusal = answer.status >= 400 && answer.status < 500 ? errorOf(answer) : null;
       if (refusal && isErrorCode(refusal.error)) throw new TesseraError(refusal.error, refusal.message ?? `${url} refused the request`);
       failures.push(`${url}: HTTP ${answer.status}`);
@@ -157,6 +186,10 @@ async function call<T>(urls: string[], path: string, body: Outgoing, deadline: n
       if (error instanceof TesseraError) throw error;
       failures.push(`${url}: ${(error as Error).message}`);
     }
+  }
+  if (tokenRefusedBy.length > 0) {
+    const how = token ? "refused this router's cluster token" : 'requires a cluster token and this router has none';
+    throw new TesseraError('CLUSTER_TOKEN_REJECTED', `shard node ${tokenRefusedBy.join(', ')} ${how}: give the router the nodes' TESSERA_CLUSTER_TOKEN (${failures.join('; ')})`);
   }
   throw new TesseraError('SHARD_UNAVAILABLE', `no node answered ${path}: ${failures.join('; ')}`, { transient: true });
 }

@@ -39,6 +39,18 @@ export interface SlideSummary {
   indexedAt: string;
 }
 
+/** A slide's record with the stored vectors of a selection of its tiles (null: none there). */
+export interface SlideVectors {
+  slide: SlideSummary;
+  vectors: Float32Array[] | null;
+}
+
+/** A tile reference searched on the group holding its slide (see ShardGroup.searchFromStoredTile). */
+export interface StoredTileSearch extends SlideVectors {
+  /** The group's own hits for the tile's vector; null when `vectors` is (no indexed tile there). */
+  result: GroupSearchResult | null;
+}
+
 /** A page of a group's slides (see SlideListing.page), merged over its shards. */
 export interface GroupSlidePage {
   /** In slide-id order. */
@@ -86,6 +98,19 @@ export interface ShardGroup {
    * `datasets`, or (for a rect) no indexed tile has exactly that rectangle.
    */
   storedVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<Float32Array[] | null>;
+  /**
+   * The slide's record and its stored vectors (as storedVectors) in one call: what a query by an
+   * indexed slide needs before it searches, so a router asks its node once, not twice. undefined
+   * when the slide is absent or out of scope; `vectors` null when the selection has none.
+   */
+  slideVectors(slideId: string, selection: { rect: BaseRect } | { mosaic: true }, datasets: string[] | null): Promise<SlideVectors | undefined>;
+  /**
+   * A tile reference resolved and searched where its slide lives, in one call: the record, the
+   * tile's stored vector and this group's hits for it, so that a router needs one round trip to
+   * that node and then one to the others (not one for the vector, then one to every node).
+   * undefined when the slide is absent or out of scope.
+   */
+  searchFromStoredTile(slideId: string, rect: BaseRect, request: ScopedSearch): Promise<StoredTileSearch | undefined>;
   /** The slide's record without its path; undefined when absent or out of scope. */
   slide(slideId: string, datasets: string[] | null): Promise<SlideSummary | undefined>;
   /** A page of the group's slides in id order after `query.after`, with counts and facets; answered by each shard from its own listing. */

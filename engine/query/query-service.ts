@@ -93,20 +93,24 @@ export class QueryService {
    * @throws TesseraError SLIDE_NOT_FOUND (also for slides outside `datasets`), REGION_TOO_LARGE, REGION_OUT_OF_BOUNDS
    */
   async regionVector(ref: RegionRef, datasets: string[] | null): Promise<{ vector: Float32Array; embedded: boolean; slide: SlideSummary }> {
-    if (ref.width > MAX_REGION_SIDE || ref.height > MAX_REGION_SIDE) {
-      throw new TesseraError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${ref.width}×${ref.height}; use slide search for whole slides`);
-    }
+    checkRegionSize(ref);
     const rect = { x: ref.x, y: ref.y, width: ref.width, height: ref.height };
-    // Both asked at once: on a router each is a call to the node holding the slide.
-    const [slide, stored] = await Promise.all([this.cluster.slide(ref.slideId, datasets), this.cluster.storedVectors(ref.slideId, { rect }, datasets)]);
-    if (!slide) throw slideNotFound(ref.slideId);
+    // One call: on a router, to the node holding the slide.
+    const found = await this.cluster.slideVectors(ref.slideId, { rect }, datasets);
+    if (!found) throw slideNotFound(ref.slideId);
+    const { slide, vectors: stored } = found;
     if (stored?.[0]) return { vector: stored[0], embedded: false, slide };
+    return { vector: await this.embedRegion(ref, slide, datasets), embedded: true, slide };
+  }
+
+  /** A region of an indexed slide read at the index's resolution and embedded. @throws TesseraError REGION_OUT_OF_BOUNDS */
+  private async embedRegion(ref: RegionRef, slide: SlideSummary, datasets: string[] | null): Promise<Float32Array> {
     if (ref.x < 0 || ref.y < 0 || ref.x + ref.width > slide.width || ref.y + ref.height > slide.height) {
       throw new TesseraError('REGION_OUT_OF_BOUNDS', `region ${ref.x},${ref.y} ${ref.width}×${ref.height} lies outside slide "${ref.slideId}" (${slide.width}×${slide.height})`);
     }
-    const image = await this.cluster.readRegion(ref.slideId, rect, datasets);
+    const image = await this.cluster.readRegion(ref.slideId, { x: ref.x, y: ref.y, width: ref.width, height: ref.height }, datasets);
     const [vector] = await this.embed([image]);
-    return { vector: vector as Float32Array, embedded: true, slide };
+    return vector as Float32Array;
   }
 
   /** The vectors of query tiles, in order: regions resolved (stored or embedded), images embedded in one batch. */
@@ -129,7 +133,8 @@ export class QueryService {
 
   /**
    * Similar regions to one query tile. On a single node a tile reference is resolved and searched
-   * in one hand-off to a search thread.
+   * in one hand-off to a search thread; on a router, in one call to its slide's node and one to
+   * each other node (Cluster.searchFromStoredTile).
    * @throws TesseraError SLIDE_NOT_FOUND, REGION_*, INVALID_ARGUMENT (a bad filter)
    */
   async searchRegion(query: TileQuery, settings: QuerySettings, datasets: string[] | null, feedback?: Feedback): Promise<RegionAnswer> {
@@ -146,8 +151,24 @@ export class QueryService {
         this.options.onSearch?.(direct);
         return { hits: direct.hits[0] ?? [], coverage: direct.coverage, embedded: false, querySlide };
       }
-      const resolved = await this.regionVector(query, datasets);
-      ({ vector, embedded, slide: querySlide } = resolved);
+      if (this.cluster.groups.length > 1 && !hasFeedback(feedback) && !settings.exclude?.ownPatient) {
+        // Several nodes: the slide's node resolves and searches in one round trip, then the others
+        // search its vector. The own-slide exclusion needs only the id (the own-patient one needs
+        // the record first, so that query takes the path below).
+        checkRegionSize(query);
+        const request = scopedSearch(settings, datasets, { slideId, metadata: {} });
+        const found = await this.cluster.searchFromStoredTile(slideId, { x, y, width, height }, request);
+        if (!found) throw slideNotFound(slideId);
+        if (found.result) {
+          this.options.onSearch?.(found.result);
+          return { hits: found.result.hits[0] ?? [], coverage: found.result.coverage, embedded: false, querySlide: found.slide };
+        }
+        ({ slide: querySlide } = found);
+        vector = await this.embedRegion(query, found.slide, datasets);
+      } else {
+        const resolved = await this.regionVector(query, datasets);
+        ({ vector, embedded, slide: querySlide } = resolved);
+      }
     }
     [vector] = (await this.refine([vector], feedback, datasets)) as [Float32Array];
     const result = await this.search([vector], scopedSearch(settings, datasets, querySlide));
@@ -259,9 +280,9 @@ export class QueryService {
   /** The query vectors of a slide search or cohort. */
   private async slideQueryVectors(query: SlideQuery, datasets: string[] | null): Promise<{ vectors: Float32Array[]; info: SlideQueryInfo; querySlide?: SlideSummary }> {
     if ('slideId' in query) {
-      const [querySlide, vectors] = await Promise.all([this.cluster.slide(query.slideId, datasets), this.cluster.storedVectors(query.slideId, { mosaic: true }, datasets)]);
-      if (!querySlide || !vectors) throw slideNotFound(query.slideId);
-      return { vectors, info: { slideId: query.slideId, mosaicTiles: vectors.length }, querySlide };
+      const found = await this.cluster.slideVectors(query.slideId, { mosaic: true }, datasets);
+      if (!found?.vectors) throw slideNotFound(query.slideId);
+      return { vectors: found.vectors, info: { slideId: query.slideId, mosaicTiles: found.vectors.length }, querySlide: found.slide };
     }
     if ('images' in query) return { vectors: await this.embed(query.images), info: { images: query.images.length } };
     const { vectors, ...newCase } = await this.newCaseMosaic(query.newCase);
@@ -290,7 +311,7 @@ export class QueryService {
  * of the query slide and its patient, and the caller's datasets.
  * @throws TesseraError INVALID_ARGUMENT for a bad filter
  */
-export function scopedSearch(settings: QuerySettings, datasets: string[] | null, querySlide?: SlideSummary): ScopedSearch {
+export function scopedSearch(settings: QuerySettings, datasets: string[] | null, querySlide?: Pick<SlideSummary, 'slideId' | 'metadata'>): ScopedSearch {
   parseFilter(settings.filter);
   const excludeSlides = [...(settings.exclude?.slides ?? [])];
   if (querySlide && (settings.exclude?.ownSlide ?? true)) excludeSlides.push(querySlide.slideId);
@@ -304,6 +325,13 @@ export function scopedSearch(settings: QuerySettings, datasets: string[] | null,
     ...(excludePatients.length ? { excludePatients } : {}),
     datasets,
   };
+}
+
+/** @throws TesseraError REGION_TOO_LARGE for a query region larger than MAX_REGION_SIDE a side */
+function checkRegionSize(ref: RegionRef): void {
+  if (ref.width > MAX_REGION_SIDE || ref.height > MAX_REGION_SIDE) {
+    throw new TesseraError('REGION_TOO_LARGE', `a query region is at most ${MAX_REGION_SIDE} px a side at level 0, got ${ref.width}×${ref.height}; use slide search for whole slides`);
+  }
 }
 
 export function slideNotFound(slideId: string): TesseraError {

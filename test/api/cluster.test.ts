@@ -115,7 +115,7 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     expect((await pixels.arrayBuffer()).byteLength).toBe(224 * 224 * 3);
   });
 
-  it('relays vectors in binary, refuses malformed bodies with 400, and keeps the cluster token check', async () => {
+  it('relays vectors in binary, refuses malformed bodies with 400, and keeps the cluster token check with a typed error for a wrong token', async () => {
     const search = (url: string, body: Uint8Array, headers: Record<string, string> = {}) => fetch(`${url}/internal/v1/search`, { method: 'POST', headers: { 'content-type': SEARCH_CONTENT_TYPE, ...headers }, body });
     for (const body of [Buffer.from([1, 2]), encodeSearch([new Float32Array(7)], { k: 5 }), encodeSearch([], { k: 0 }), Buffer.concat([Buffer.from([200, 0, 0, 0]), Buffer.from('{}')])]) {
       const refused = await search(shard0.url, body);
@@ -131,7 +131,9 @@ describe.skipIf(!hasSharedData)(`sharded deployment ${hasSharedData ? '' : SHARE
     const answered = await search(guarded.url, query, { [CLUSTER_TOKEN_HEADER]: 'secret-token' });
     expect(answered.status).toBe(200);
     expect(((await answered.json()) as { hits: unknown[][] }).hits[0]).toHaveLength(3);
-    await expect(RemoteShardGroup.connect(guarded.url)).rejects.toThrow(/HTTP 401/);
+    // A router without the nodes' token is told so, with a typed error, not "no node answered".
+    await expect(RemoteShardGroup.connect(guarded.url)).rejects.toMatchObject({ code: 'CLUSTER_TOKEN_REJECTED', message: expect.stringMatching(/requires a cluster token and this router has none/) });
+    await expect(RemoteShardGroup.connect(guarded.url, { clusterToken: 'wrong' })).rejects.toMatchObject({ code: 'CLUSTER_TOKEN_REJECTED', transient: false, message: expect.stringMatching(/refused this router's cluster token/) });
     const group = await RemoteShardGroup.connect(guarded.url, { clusterToken: 'secret-token' });
     const stored = await group.storedVectors('S2', { mosaic: true }, null);
     expect(stored!.length).toBeGreaterThan(0);

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig, startServer, type RunningServer } from '../../../api/index.js';
-import { LocalShardGroup, RemoteShardGroup, type ShardGroup } from '../../../engine/cluster/index.js';
+import { hitsFromWire, hitsToWire, LocalShardGroup, RemoteShardGroup, type ShardGroup } from '../../../engine/cluster/index.js';
 import { IndexStore } from '../../../engine/index.js';
 import { clustered, newIndex, putSlide, seeded } from '../index/synthetic-shards.js';
 
@@ -131,6 +131,30 @@ for (const implementation of implementations) {
       expect((await group.storedVectors('slide-3', { mosaic: true }, null))!.length).toBeGreaterThan(0);
     });
 
+    it("returns a slide's record with the stored vectors of a tile reference or its mosaic in one call", async () => {
+      const found = (await group.slideVectors('slide-3', { rect: rect(4) }, null))!;
+      expect(found.slide).toEqual(await group.slide('slide-3', null));
+      expect(found.vectors!.map((vector) => Array.from(vector))).toEqual((await group.storedVectors('slide-3', { rect: rect(4) }, null))!.map((vector) => Array.from(vector)));
+      const mosaic = (await group.slideVectors('slide-3', { mosaic: true }, null))!;
+      expect(mosaic.vectors!.length).toBe((await group.storedVectors('slide-3', { mosaic: true }, null))!.length);
+      // Not a tile's rectangle: the record still comes, without vectors (the caller embeds the region).
+      expect(await group.slideVectors('slide-3', { rect: { ...rect(4), x: 1 } }, null)).toEqual({ slide: found.slide, vectors: null });
+      expect(await group.slideVectors('slide-3', { rect: rect(4) }, ['even'])).toBeUndefined();
+      expect(await group.slideVectors('no-such-slide', { mosaic: true }, null)).toBeUndefined();
+    });
+
+    it('resolves and searches a tile reference in one call, as its stored vector searched', async () => {
+      const request = { k: 15, excludeSlides: ['slide-3'], datasets: null };
+      const found = (await group.searchFromStoredTile('slide-3', rect(4), request))!;
+      expect(found.slide).toEqual(await group.slide('slide-3', null));
+      const stored = (await group.storedVectors('slide-3', { rect: rect(4) }, null))!;
+      expect(found.vectors!.map((vector) => Array.from(vector))).toEqual(stored.map((vector) => Array.from(vector)));
+      expect(found.result!.hits).toEqual((await group.search(stored, request)).hits);
+      expect(found.result!.hits[0]!.some((hit) => hit.tile.slideId === 'slide-3')).toBe(false);
+      expect(await group.searchFromStoredTile('slide-3', { ...rect(4), x: 1 }, request)).toEqual({ slide: found.slide, vectors: null, result: null });
+      expect(await group.searchFromStoredTile('slide-3', rect(4), { ...request, datasets: ['even'] })).toBeUndefined();
+    });
+
     it('pages slides in id order across shards, with counts and facets, without paths, in scope only', async () => {
       const seen: string[] = [];
       let after: string | undefined;
@@ -160,3 +184,24 @@ for (const implementation of implementations) {
     });
   });
 }
+
+describe('ShardGroup contract: remote hits are the local hits', () => {
+  it('answers a multi-query search over HTTP (hits as rows, each slide once) exactly as the local group does', async () => {
+    const fixture = await buildIndex();
+    const [local, remote] = await Promise.all([implementations[0]!.open(fixture.dir), implementations[2]!.open(fixture.dir)]);
+    try {
+      const queries = ['slide-1', 'slide-4', 'slide-6'].map((slideId) => fixture.vectors.get(slideId)![7]!);
+      for (const request of [{ k: 25 }, { k: 10, datasets: ['odd'], excludePatients: ['P1'] }]) {
+        const [near, far] = await Promise.all([local.group.search(queries, request), remote.group.search(queries, request)]);
+        expect(far.hits).toEqual(near.hits);
+        expect(far.hits.flat().length).toBeGreaterThan(queries.length);
+      }
+      // Tile-level metadata (tile datasets' labels) travels with its row.
+      const [hit] = (await local.group.search(queries.slice(0, 1), { k: 1 })).hits[0]!;
+      const labelled = { hits: [[{ ...hit!, tile: { ...hit!.tile, metadata: { label: 'tumour' } } }]], shardMs: {} };
+      expect(hitsFromWire(JSON.parse(JSON.stringify(hitsToWire(labelled))))).toEqual(labelled);
+    } finally {
+      await Promise.all([local.close(), remote.close()]);
+    }
+  }, 60_000);
+});
