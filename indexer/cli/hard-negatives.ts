@@ -11,7 +11,7 @@ import { wholeImage } from './slides.js';
 
 export const hardNegativesCommand: Command = {
   name: 'hard-negatives',
-  usage: `  hard-negatives --index INDEX --queries FILE.csv [-k 10] [--label-field label] [--filter JSON]
+  usage: `  hard-negatives --index INDEX --queries FILE.csv [-k 10] [--ef N] [--label-field label] [--filter JSON]
                                      for each labelled query image (CSV: file,label), the nearest
                                      tiles with another label, as NDJSON in input order`,
   details: MODELS_DETAILS,
