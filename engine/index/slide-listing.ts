@@ -177,24 +177,45 @@ export class SlideListing {
     return {
       walk: (after, visit) => {
         const cursors = others.map(() => 0);
-        const keep = (record: SlideRecord): boolean => {
+        /**
+         * true when every other facet list holds `record`; else the id the next match can be no
+         * earlier than (an other list's next slide), or null when an other list has no slide left.
+         */
+        const align = (record: SlideRecord): true | string | null => {
           for (let l = 0; l < others.length; l++) {
             const list = others[l] as SlideRecord[];
             const at = gallop(list, record.slideId, cursors[l] as number);
             cursors[l] = at;
-            if (list[at] !== record) return false;
+            const candidate = list[at];
+            if (!candidate) return null;
+            if (candidate !== record) return candidate.slideId;
           }
-          return plain || checks(record);
+          return true;
         };
+        const keep = (record: SlideRecord) => plain || checks(record);
         if (driver.length === 1) {
+          // Leapfrog: where an other list's next slide lies ahead, the driver gallops to it instead
+          // of stepping through slides that cannot match (a rare pair after a deep cursor).
           const list = driver[0] as SlideRecord[];
-          for (let i = after === undefined ? 0 : firstAfter(list, after); i < list.length; i++) {
+          let i = after === undefined ? 0 : firstAfter(list, after);
+          while (i < list.length) {
             const record = list[i] as SlideRecord;
+            const aligned = align(record);
+            if (aligned === null) return;
+            if (aligned !== true) {
+              i = gallop(list, aligned, i + 1);
+              continue;
+            }
             if (keep(record) && !visit(record)) return;
+            i++;
           }
           return;
         }
-        for (const record of iterateAfter(driver, after)) if (keep(record) && !visit(record)) return;
+        for (const record of iterateAfter(driver, after)) {
+          const aligned = align(record);
+          if (aligned === null) return;
+          if (aligned === true && keep(record) && !visit(record)) return;
+        }
       },
     };
   }
